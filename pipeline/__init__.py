@@ -1,0 +1,2 @@
+"""framediff: quantify how much images differ."""
+__version__ = "0.1.0"

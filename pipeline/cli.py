@@ -1,0 +1,3 @@
+def main(argv=None):
+    import framediff.kernels
+    print("ok")
