@@ -19,7 +19,7 @@ from .histograms import (
     to_probabilities,
 )
 from .normalize import NORMALIZATIONS, natural_data_range, normalize
-from .norms import NORM_NAMES, difference_norms
+from .norms import NORM_NAMES, difference_norms, pair_difference_norms
 
 __all__ = [
     "DEVICES",
@@ -39,6 +39,7 @@ __all__ = [
     "is_cupy",
     "natural_data_range",
     "normalize",
+    "pair_difference_norms",
     "resolve_device",
     "to_gray",
     "to_numpy",

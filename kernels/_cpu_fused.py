@@ -10,21 +10,19 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-# Order of the integer accumulators returned by ``pair_norms_int``.
-SUM_ABS, COUNT_OVER_TOL, SUM_SQ, MAX_ABS, SUM_SQ_REF = range(5)
-
-
 @numba.njit(nogil=True, cache=True)
-def pair_norms_int(a, b, tol_int, out):
-    """Integer difference accumulators for each pair of rows of ``a`` and ``b``.
+def pair_norms_int(frames_a, first, frames_b, second, tol_int, out):
+    """Integer difference accumulators for pairs of rows picked from two stacks.
 
-    ``a`` and ``b`` are (B, N) integer arrays; ``out`` is (B, 5) int64, filled with
-    sum |a-b|, count(|a-b| > tol_int), sum (a-b)^2, max |a-b| and sum a^2. Integer
-    accumulation is exact, so the order of the loop cannot change a result.
+    Pair ``k`` is ``frames_a[first[k]]`` against ``frames_b[second[k]]`` (both (N, P)
+    integer arrays), so pairs within one decoded stack need no gathering copy. ``out``
+    is (K, 5) int64, filled with sum |a-b|, count(|a-b| > tol_int), sum (a-b)^2,
+    max |a-b| and sum a^2. Integer accumulation is exact, so loop order cannot change
+    a result.
     """
-    for k in range(a.shape[0]):
-        ak = a[k]
-        bk = b[k]
+    for k in range(first.shape[0]):
+        ak = frames_a[first[k]]
+        bk = frames_b[second[k]]
         s1 = np.int64(0)
         s0 = np.int64(0)
         s2 = np.int64(0)

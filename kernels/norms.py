@@ -8,7 +8,7 @@ import numpy as np
 
 from .backend import array_namespace, is_cupy
 
-__all__ = ["NORM_NAMES", "difference_norms"]
+__all__ = ["NORM_NAMES", "difference_norms", "finish_norms", "pair_difference_norms"]
 
 #: Every value :func:`difference_norms` returns, in a stable order.
 NORM_NAMES = (
@@ -25,23 +25,23 @@ NORM_NAMES = (
 )
 
 
-def _as_batch(x):
-    return x[None] if x.ndim == 2 else x
+def _integer_frames(frames) -> bool:
+    dt = np.dtype(str(frames.dtype))
+    return np.issubdtype(dt, np.integer) and dt.itemsize <= 2
 
 
-def _integer_frames(a, b) -> bool:
-    dt = np.dtype(str(a.dtype))
-    return a.dtype == b.dtype and np.issubdtype(dt, np.integer) and dt.itemsize <= 2
-
-
-def _accumulate_cpu_int(a, b, tol):
+def _accumulate_cpu_int(frames_a, first, frames_b, second, tol):
     from ._cpu_fused import pair_norms_int
 
-    n = a.shape[0]
-    acc = np.empty((n, 5), np.int64)
-    tol_int = math.floor(tol) if tol >= 0 else -1  # |d| > tol  <=>  |d| > floor(tol)
+    acc = np.empty((len(first), 5), np.int64)
+    tol_int = math.floor(tol) if tol >= 0 else -1  # |d| > tol  <=>  |d| > floor(tol) for integers
     pair_norms_int(
-        np.ascontiguousarray(a.reshape(n, -1)), np.ascontiguousarray(b.reshape(n, -1)), tol_int, acc
+        np.ascontiguousarray(frames_a.reshape(frames_a.shape[0], -1)),
+        np.asarray(first, np.intp),
+        np.ascontiguousarray(frames_b.reshape(frames_b.shape[0], -1)),
+        np.asarray(second, np.intp),
+        tol_int,
+        acc,
     )
     return acc[:, 0], acc[:, 1], acc[:, 2], acc[:, 3], acc[:, 4]
 
@@ -60,10 +60,59 @@ def _accumulate_xp(a, b, tol, xp):
     )
 
 
-def _accumulate_gpu(a, b, tol, xp):
-    from ._gpu_fused import pair_norms
+def _check_stack(frames, name):
+    if frames.ndim != 3:
+        raise ValueError(f"{name} must be a (N, H, W) stack, got shape {frames.shape}")
 
-    return pair_norms(a, b, tol)
+
+def pair_difference_norms(
+    frames_a, first, frames_b, second, *, tol: float = 0.0, data_range: float | None = None, xp=None
+):
+    """Difference norms of pairs picked by index from two frame stacks.
+
+    Pair ``k`` compares ``frames_a[first[k]]`` (the reference) with
+    ``frames_b[second[k]]``. Passing the same stack twice compares frames of one
+    decoded chunk (consecutive, reference or all-pairs plans) without copying them.
+
+    Parameters
+    ----------
+    frames_a, frames_b : array, shape (N, H, W) and (M, H, W)
+        Same dtype and image shape.
+    first, second : sequence of int, length K
+    tol, data_range
+        As in :func:`difference_norms`.
+
+    Returns
+    -------
+    dict of str -> array of shape (K,)
+        See :func:`difference_norms`.
+    """
+    xp = array_namespace(frames_a, frames_b, xp=xp)
+    _check_stack(frames_a, "frames_a")
+    _check_stack(frames_b, "frames_b")
+    if frames_a.shape[1:] != frames_b.shape[1:]:
+        raise ValueError(f"images differ in shape: {frames_a.shape[1:]} vs {frames_b.shape[1:]}")
+    if frames_a.dtype != frames_b.dtype:
+        raise ValueError(f"images differ in dtype: {frames_a.dtype} vs {frames_b.dtype}")
+    if len(first) != len(second):
+        raise ValueError(f"index lists differ in length: {len(first)} vs {len(second)}")
+    if data_range is None:
+        from .normalize import natural_data_range
+
+        data_range = natural_data_range(np.dtype(str(frames_a.dtype)))
+    tol = float(tol)
+    if is_cupy(frames_a):
+        from ._gpu_fused import pair_norms
+
+        idx_a = xp.asarray(np.asarray(first, np.intp))
+        idx_b = xp.asarray(np.asarray(second, np.intp))
+        sums = pair_norms(frames_a[idx_a], frames_b[idx_b], tol)
+    elif _integer_frames(frames_a):
+        sums = _accumulate_cpu_int(frames_a, first, frames_b, second, tol)
+    else:
+        first, second = np.asarray(first, np.intp), np.asarray(second, np.intp)
+        sums = _accumulate_xp(frames_a[first], frames_b[second], tol, xp)
+    return finish_norms(*sums, frames_a.shape[1] * frames_a.shape[2], data_range, xp=xp)
 
 
 def difference_norms(a, b, *, tol: float = 0.0, data_range: float | None = None, xp=None):
@@ -79,7 +128,8 @@ def difference_norms(a, b, *, tol: float = 0.0, data_range: float | None = None,
         A pixel counts as changed when ``|a - b| > tol``; ``tol=0`` is the classic zero
         norm.
     data_range : float, optional
-        Peak value for PSNR; defaults to the dtype's range (255 for uint8).
+        Peak value for PSNR; defaults to the dtype's range (255 for uint8, 65535 for
+        uint16, 1.0 for float).
 
     Returns
     -------
@@ -94,27 +144,21 @@ def difference_norms(a, b, *, tol: float = 0.0, data_range: float | None = None,
     ------
     ValueError
         Shapes or dtypes differ.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.zeros((2, 2), np.uint8); b = np.array([[0, 3], [0, 255]], np.uint8)
+    >>> r = difference_norms(a, b, tol=3)
+    >>> int(r["l1"][0]), int(r["l0"][0]), int(r["max_abs"][0])
+    (258, 1, 255)
     """
-    xp = array_namespace(a, b, xp=xp)
     if a.shape != b.shape:
         raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
-    if a.dtype != b.dtype:
-        raise ValueError(f"images differ in dtype: {a.dtype} vs {b.dtype}")
-    a, b = _as_batch(a), _as_batch(b)
-    if a.ndim != 3:
-        raise ValueError(f"expected (H, W) or (B, H, W) arrays, got shape {a.shape}")
-    if data_range is None:
-        from .normalize import natural_data_range
-
-        data_range = natural_data_range(np.dtype(str(a.dtype)))
-    tol = float(tol)
-    if is_cupy(a):
-        s1, s0, s2, mx, sr = _accumulate_gpu(a, b, tol, xp)
-    elif _integer_frames(a, b):
-        s1, s0, s2, mx, sr = _accumulate_cpu_int(a, b, tol)
-    else:
-        s1, s0, s2, mx, sr = _accumulate_xp(a, b, tol, xp)
-    return finish_norms(s1, s0, s2, mx, sr, a.shape[1] * a.shape[2], data_range, xp=xp)
+    a = a[None] if a.ndim == 2 else a
+    b = b[None] if b.ndim == 2 else b
+    index = np.arange(a.shape[0])
+    return pair_difference_norms(a, index, b, index, tol=tol, data_range=data_range, xp=xp)
 
 
 def finish_norms(s1, s0, s2, mx, sr, n_pixels: int, data_range: float, *, xp=np):

@@ -1,0 +1,135 @@
+"""One options object that travels from the CLI (or API call) to every task."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from framediff.kernels import GRAY_METHODS, NORMALIZATIONS
+
+from .decode import DEFAULT_MAX_PIXELS
+from .errors import FramediffError
+from .metrics import CLASSIC_METRICS, FAST_METRICS, parse_metrics
+
+__all__ = ["PRESETS", "Options", "OptionsError", "make_options"]
+
+
+class OptionsError(FramediffError, ValueError):
+    """An option value that cannot be used; the message names the option."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """How images are prepared and compared. Hashable, picklable, JSON-able.
+
+    Attributes
+    ----------
+    gray : {'mean', 'luma'}
+        Channel mean (classic) or BT.601 luma (JPEG decoded straight to luma).
+    normalize : {'none', 'minmax', 'percentile', 'zscore'}
+    percentiles : (float, float)
+        Clip points for ``normalize='percentile'``.
+    tol : float
+        A pixel counts as changed for L0 when ``|a - b| > tol``.
+    bins : int
+        Histogram bins over the fixed range of the prepared image.
+    metrics : tuple of str
+        Metric columns to report.
+    data_range : float or None
+        PSNR peak; ``None`` takes the natural range of the prepared image.
+    scale : float
+        Compare at reduced resolution (JPEG decoded smaller in the DCT domain).
+    max_pixels : int
+        Images declaring more pixels are refused (decompression bombs).
+    device : {'auto', 'cpu', 'gpu'}
+    """
+
+    gray: str = "luma"
+    normalize: str = "none"
+    percentiles: tuple = (1.0, 99.0)
+    tol: float = 10.0
+    bins: int = 256
+    metrics: tuple = FAST_METRICS
+    data_range: float | None = None
+    scale: float = 1.0
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    device: str = "auto"
+    preset: str = field(default="fast", compare=False)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-serialisable dict of every option."""
+        d = dataclasses.asdict(self)
+        d["percentiles"] = list(self.percentiles)
+        d["metrics"] = list(self.metrics)
+        return d
+
+    def fingerprint(self) -> str:
+        """A short hash of the options that change results (names a run)."""
+        d = self.to_dict()
+        d.pop("device")
+        d.pop("preset")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+#: ``classic``: channel mean, min-max to 0..255, zero tolerance, the two classic norms.
+#: ``fast``: the scan default, luma straight from the JPEG decoder, no normalization,
+#: a tolerance of 10 grey levels so sensor noise does not count, all norms and KL.
+PRESETS = {
+    "classic": dict(gray="mean", normalize="minmax", tol=0.0, metrics=CLASSIC_METRICS),
+    "fast": dict(gray="luma", normalize="none", tol=10.0, metrics=FAST_METRICS),
+}
+
+
+def make_options(preset: str = "fast", **overrides) -> Options:
+    """Build validated :class:`Options` from a preset and explicit overrides.
+
+    ``None`` values in ``overrides`` mean "not given" and keep the preset's value.
+
+    Raises
+    ------
+    OptionsError
+        An unknown preset or option, or a value out of range.
+    """
+    if preset not in PRESETS:
+        raise OptionsError(f"unknown preset {preset!r}; choose from: {', '.join(PRESETS)}")
+    values = dict(PRESETS[preset])
+    known = {f.name for f in dataclasses.fields(Options)}
+    for key, value in overrides.items():
+        if key not in known:
+            raise OptionsError(f"unknown option {key!r}")
+        if value is not None:
+            values[key] = value
+    values["preset"] = preset
+    try:
+        values["metrics"] = parse_metrics(values.get("metrics"))
+    except ValueError as exc:
+        raise OptionsError(str(exc)) from None
+    opts = Options(**values)
+    _validate(opts)
+    return opts
+
+
+def _validate(opts: Options) -> None:
+    if opts.gray not in GRAY_METHODS:
+        raise OptionsError(f"--gray must be one of {', '.join(GRAY_METHODS)}, got {opts.gray!r}")
+    if opts.normalize not in NORMALIZATIONS:
+        raise OptionsError(f"--normalize must be one of {', '.join(NORMALIZATIONS)}, got {opts.normalize!r}")
+    lo, hi = opts.percentiles
+    if not 0 <= lo < hi <= 100:
+        raise OptionsError(f"--percentiles must satisfy 0 <= low < high <= 100, got {lo},{hi}")
+    if opts.tol < 0:
+        raise OptionsError(f"--tol must be >= 0, got {opts.tol}")
+    if not 1 <= int(opts.bins) <= 65536:
+        raise OptionsError(f"--bins must be in 1..65536, got {opts.bins}")
+    if not 0 < opts.scale <= 1:
+        raise OptionsError(f"--scale must be in (0, 1], got {opts.scale}")
+    if opts.scale < 0.125:
+        raise OptionsError(f"--scale must be at least 0.125 (1/8, the smallest JPEG DCT scale), got {opts.scale}")
+    if opts.max_pixels < 1:
+        raise OptionsError(f"--max-pixels must be positive, got {opts.max_pixels}")
+    if opts.data_range is not None and opts.data_range <= 0:
+        raise OptionsError(f"--data-range must be positive, got {opts.data_range}")
+    if opts.device not in ("auto", "cpu", "gpu"):
+        raise OptionsError(f"--device must be auto, cpu or gpu, got {opts.device!r}")
