@@ -238,8 +238,17 @@ def make_timelapse(
 
     Notes
     -----
-    With ``events=True`` and ``n_frames=60`` the layout is: object frames 5-8, duplicate 15,
-    light on at 22 and off at 30, shake 37-38, duplicates 44-45, corrupt file 52.
+    Events start at fixed fractions of the run (object 0.08, duplicate 0.25, light on 0.36,
+    light off 0.50, shake 0.62, two duplicates 0.74, corrupt file 0.86), pushed later where
+    needed so that each starts at least 4 frames after the previous one stopped changing the
+    picture. The object crosses in ``clip(n_frames // 12, 3, 8)`` frames. With the default
+    60 frames: object 5-9 (gone at 10), duplicate 15, light on 22 and off 30, shake 37-38
+    (back at 39), duplicates 44-45, corrupt file 52.
+
+    Examples
+    --------
+    >>> timelapse = make_timelapse("demo_frames", n_frames=60)  # doctest: +SKIP
+    >>> timelapse.write_truth("demo_truth.json")  # doctest: +SKIP
     """
     fmt = _check_format(fmt)
     if not 1 <= quality <= 100:
@@ -332,7 +341,9 @@ def _check_noise_sigma(sigma: float) -> None:
         raise ValueError(f"noise_sigma must be >= 0, got {sigma}")
 
 
-def _make_plan(n_frames: int, size: tuple[int, int], seed: int, events: bool, drift: float) -> _Plan:
+def _make_plan(
+    n_frames: int, size: tuple[int, int], seed: int, events: bool, drift: float
+) -> _Plan:
     """Decide every frame's content and the ground truth, before any pixel is made."""
     if not 0 <= drift < 1:
         raise ValueError(f"drift must be in [0, 1), got {drift}")
@@ -372,7 +383,8 @@ def _place_events(specs: list[_FrameSpec], size: tuple[int, int], rng) -> _Plan:
     for k, x in enumerate(travel):
         specs[first + k] = _with(specs[first + k], object_x=float(x))
     direction = "left to right" if travel[0] < travel[-1] else "right to left"
-    events.append(Event("object", first, first + steps - 1, f"disc r={radius} px crossing {direction}"))
+    note = f"disc r={radius} px crossing {direction}"
+    events.append(Event("object", first, first + steps - 1, note))
     free = first + steps + _GAP  # the frame after the last also changes
     # (d) A single duplicate frame.
     first = start("duplicate")
@@ -393,7 +405,8 @@ def _place_events(specs: list[_FrameSpec], size: tuple[int, int], rng) -> _Plan:
     shifts = [_shake_shift(rng) for _ in range(2)]
     for k, shift in enumerate(shifts):
         specs[first + k] = _with(specs[first + k], shift=shift)
-    events.append(Event("shake", first, first + 1, f"shift (dy, dx) {shifts[0]} then {shifts[1]} px"))
+    note = f"shift (dy, dx) {shifts[0]} then {shifts[1]} px"
+    events.append(Event("shake", first, first + 1, note))
     free = first + 2 + _GAP
     # (d) A run of two duplicates of the same frame.
     first = start("duplicate-run")
@@ -403,7 +416,8 @@ def _place_events(specs: list[_FrameSpec], size: tuple[int, int], rng) -> _Plan:
     free = first + 1 + _GAP
     # (e) One file truncated to a fraction of its bytes.
     corrupt = start("corrupt")
-    events.append(Event("corrupt", corrupt, corrupt, f"truncated to {_CORRUPT_KEEP:.0%} of its bytes"))
+    note = f"truncated to {_CORRUPT_KEEP:.0%} of its bytes"
+    events.append(Event("corrupt", corrupt, corrupt, note))
     if corrupt + _GAP > n_frames:
         raise ValueError(f"events do not fit in {n_frames} frames")
     return _Plan(specs, events, duplicates, [corrupt], disc)
@@ -421,6 +435,24 @@ def _shake_shift(rng) -> tuple[int, int]:
     return int(magnitude[0] * sign[0]), int(magnitude[1] * sign[1])
 
 
+def _photo(photo: str) -> np.ndarray:
+    """The named photograph as uint8 RGB.
+
+    The astronaut (NASA, public domain, as shipped by scikit-image) travels with
+    framediff so the demo runs without scikit-image; the others come from skimage.data.
+    """
+    if photo == "astronaut":
+        import simplejpeg
+        from importlib.resources import files
+
+        return simplejpeg.decode_jpeg((files("framediff") / "data" / "astronaut.jpg").read_bytes())
+    try:
+        from skimage import data
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise ImportError(f"the {photo!r} photograph needs scikit-image (skimage.data)") from exc
+    return getattr(data, photo)()
+
+
 def _scene(size: tuple[int, int], photo: str) -> np.ndarray:
     """Return the static scene, float32 RGB, ``_MARGIN`` pixels larger than ``size`` all round.
 
@@ -429,19 +461,16 @@ def _scene(size: tuple[int, int], photo: str) -> np.ndarray:
     """
     if photo not in PHOTOS:
         raise ValueError(f"unknown photo {photo!r}; expected one of {', '.join(PHOTOS)}")
-    try:
-        from skimage import data
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ImportError("synthetic time-lapses need scikit-image (skimage.data)") from exc
     from PIL import Image
 
-    image = getattr(data, photo)()
+    image = _photo(photo)
     height, width = size[0] + 2 * _MARGIN, size[1] + 2 * _MARGIN
     scaled_width = max(1, round(image.shape[1] * height / image.shape[0]))
     image = np.asarray(Image.fromarray(image).resize((scaled_width, height), Image.BILINEAR))
     if scaled_width < width:
         missing = width - scaled_width
-        image = np.pad(image, ((0, 0), (missing // 2, missing - missing // 2), (0, 0)), mode="symmetric")
+        pad = ((0, 0), (missing // 2, missing - missing // 2), (0, 0))
+        image = np.pad(image, pad, mode="symmetric")
     left = (image.shape[1] - width) // 2
     return np.ascontiguousarray(image[:, left : left + width], dtype=np.float32)
 
@@ -510,7 +539,9 @@ def _encode(image: np.ndarray, fmt: str, quality: int) -> bytes:
     if fmt == "jpg":
         import simplejpeg
 
-        return simplejpeg.encode_jpeg(image, quality=quality, colorspace="RGB", colorsubsampling="420")
+        return simplejpeg.encode_jpeg(
+            image, quality=quality, colorspace="RGB", colorsubsampling="420"
+        )
     import imageio.v3 as iio
 
     return iio.imwrite("<bytes>", image, extension=".png")

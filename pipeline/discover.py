@@ -1,0 +1,200 @@
+"""Finding the inputs of a scan: a directory, glob patterns or a listing file."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import FramediffError
+
+__all__ = ["IMAGE_EXTENSIONS", "SORT_ORDERS", "Discovery", "discover", "natural_key"]
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".pnm", ".pbm"}
+)
+SORT_ORDERS = ("natural", "mtime", "exif", "none")
+_GLOB_CHARS = re.compile(r"[*?\[]")
+_DIGITS = re.compile(r"(\d+)")
+
+
+@dataclass
+class Discovery:
+    """The ordered inputs of a scan and what was passed over.
+
+    Attributes
+    ----------
+    root : Path
+        Paths in reports are relative to it.
+    paths : list of Path
+        Image files in comparison order.
+    skipped_non_image : int
+        Files whose extension is not an image's.
+    unreadable_dirs : list of str
+        Directories that could not be listed (relative to ``root``).
+    symlink_loops : int
+        Directory links not followed because their target was already visited.
+    """
+
+    root: Path
+    paths: list = field(default_factory=list)
+    skipped_non_image: int = 0
+    unreadable_dirs: list = field(default_factory=list)
+    symlink_loops: int = 0
+
+    def relative(self, path) -> str:
+        """``path`` relative to :attr:`root`, with forward slashes."""
+        try:
+            return Path(os.path.relpath(path, self.root)).as_posix()
+        except ValueError:  # another drive on Windows
+            return Path(path).as_posix()
+
+
+def natural_key(text: str):
+    """Sort key that orders embedded numbers by value: ``img_2`` before ``img_10``."""
+    return [(0, int(part), part) if part.isdigit() else (1, part.lower(), part) for part in _DIGITS.split(text)]
+
+
+def is_image_name(name: str) -> bool:
+    """True when ``name`` has an image extension (case-insensitive)."""
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _walk(root: Path, recursive: bool, found: Discovery) -> list:
+    paths = []
+    visited = set()
+
+    def on_error(exc):
+        found.unreadable_dirs.append(found.relative(exc.filename) if exc.filename else str(exc))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=True):
+        try:
+            st = os.stat(dirpath)
+            key = (st.st_dev, st.st_ino)
+        except OSError:
+            continue
+        if key in visited:
+            found.symlink_loops += 1
+            dirnames[:] = []
+            continue
+        visited.add(key)
+        for name in filenames:
+            if is_image_name(name):
+                paths.append(Path(dirpath) / name)
+            else:
+                found.skipped_non_image += 1
+        # A directory named like an image is an input (it becomes an error row), not silence.
+        paths.extend(Path(dirpath) / d for d in dirnames if is_image_name(d))
+        if not recursive:
+            dirnames[:] = []
+        else:
+            dirnames.sort(key=natural_key)
+    return paths
+
+
+def _read_listing(listing: Path) -> list:
+    try:
+        lines = listing.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+    except OSError as exc:
+        raise FramediffError(f"{listing}: cannot read the listing file ({exc.strerror})") from None
+    base = listing.parent
+    out = []
+    for line in lines:
+        entry = line.strip()
+        if entry and not entry.startswith("#"):
+            p = Path(entry)
+            out.append(p if p.is_absolute() else base / p)
+    return out
+
+
+def _exif_datetime(path: Path) -> str:
+    """EXIF DateTimeOriginal as 'YYYY:MM:DD HH:MM:SS', or '' when absent."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            exif = im.getexif()
+            value = exif.get_ifd(0x8769).get(0x9003) or exif.get(0x0132)  # DateTimeOriginal, DateTime
+            return str(value) if value else ""
+    except Exception:  # unreadable files sort by name; decoding reports them later
+        return ""
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return float("inf")
+
+
+def discover(source, *, recursive: bool = False, sort: str = "natural") -> Discovery:
+    """List the images of ``source`` in comparison order.
+
+    Parameters
+    ----------
+    source : str, path or sequence of them
+        A directory; a glob pattern (``'cam/*.jpg'``, ``'**'`` with ``recursive``); a
+        text file listing one path per line (``#`` comments, relative to the file); or
+        a sequence of any of these.
+    recursive : bool
+        Descend into subdirectories (symlinked directories are followed once).
+    sort : {'natural', 'mtime', 'exif', 'none'}
+        Natural sort of the relative path (default); modification time; EXIF
+        DateTimeOriginal (files without it last, by name); or the given order.
+
+    Returns
+    -------
+    Discovery
+
+    Raises
+    ------
+    FramediffError
+        ``source`` does not exist, matches nothing readable, or ``sort`` is unknown.
+    """
+    if sort not in SORT_ORDERS:
+        raise FramediffError(f"unknown sort order {sort!r}; choose from: {', '.join(SORT_ORDERS)}")
+    sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    if not sources:
+        raise FramediffError("no input given")
+    collected = []
+    roots = []
+    found = Discovery(root=Path("."))
+    for item in sources:
+        text = os.fspath(item)
+        path = Path(text)
+        if path.is_dir():
+            found.root = path
+            roots.append(path)
+            collected.extend(_walk(path, recursive, found))
+        elif path.is_file() and not is_image_name(text):
+            listed = _read_listing(path)
+            roots.extend(p.parent for p in listed)
+            collected.extend(listed)
+        elif _GLOB_CHARS.search(text):
+            matches = sorted(glob.glob(text, recursive=recursive))
+            for m in matches:
+                if is_image_name(m):
+                    collected.append(Path(m))
+                elif os.path.isfile(m):
+                    found.skipped_non_image += 1
+            roots.extend(Path(m).parent for m in matches)
+        elif path.exists() or is_image_name(text):
+            collected.append(path)  # a single image (a missing one becomes an error row)
+            roots.append(path.parent)
+        else:
+            raise FramediffError(f"{text}: no such file or directory")
+    found.root = Path(os.path.commonpath([os.path.abspath(r) for r in roots])) if roots else Path(".")
+    if len(roots) == 1 and Path(sources[0]).is_dir():
+        found.root = Path(sources[0])
+    unique = list(dict.fromkeys(collected))
+    if sort == "natural":
+        unique.sort(key=lambda p: natural_key(found.relative(p)))
+    elif sort == "mtime":
+        unique.sort(key=lambda p: (_mtime(p), natural_key(found.relative(p))))
+    elif sort == "exif":
+        stamps = {p: _exif_datetime(p) for p in unique}
+        unique.sort(key=lambda p: (stamps[p] == "", stamps[p], natural_key(found.relative(p))))
+    found.paths = unique
+    return found

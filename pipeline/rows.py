@@ -1,0 +1,80 @@
+"""The one row schema every task produces and every writer writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from .metrics import HIGHER_IS_SIMILAR
+
+__all__ = ["RowBuffer", "changed_flags", "row_schema"]
+
+_INT_METRICS = frozenset({"l1", "l0", "max_abs"})
+
+
+def row_schema(metrics, *, integer_l1: bool = True, keyframes: bool = False) -> pa.Schema:
+    """Arrow schema of a report: identifiers, shape, one column per metric, outcome.
+
+    ``l1`` and ``max_abs`` are int64 for integer frames (exact sums) and float64 after
+    grayscale averaging or normalization; ``integer_l1`` says which.
+    """
+    fields = [
+        pa.field("pair", pa.int64(), nullable=False),
+        pa.field("index_a", pa.int64()),
+        pa.field("index_b", pa.int64()),
+        pa.field("path_a", pa.string()),
+        pa.field("path_b", pa.string()),
+        pa.field("height", pa.int32()),
+        pa.field("width", pa.int32()),
+    ]
+    for name in metrics:
+        integer = name == "l0" or (name in _INT_METRICS and integer_l1)
+        fields.append(pa.field(name, pa.int64() if integer else pa.float64()))
+    fields += [
+        pa.field("changed", pa.bool_()),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("error_kind", pa.string()),
+        pa.field("error", pa.string()),
+        pa.field("note", pa.string()),
+    ]
+    if keyframes:
+        fields.append(pa.field("kept", pa.bool_()))
+    return pa.schema(fields)
+
+
+def changed_flags(values: dict, thresholds: dict) -> np.ndarray:
+    """A comparison changed when any threshold is crossed.
+
+    Distances must exceed their threshold; similarities (PSNR, intersection,
+    correlation) must fall below it. Returns a bool array (all False without
+    thresholds).
+    """
+    n = len(next(iter(values.values()))) if values else 0
+    flags = np.zeros(n, bool)
+    for name, limit in thresholds.items():
+        column = np.asarray(values[name], np.float64)
+        with np.errstate(invalid="ignore"):
+            flags |= column < limit if name in HIGHER_IS_SIMILAR else column > limit
+    return flags
+
+
+class RowBuffer:
+    """Rows of one task, appended in comparison order, turned into one Arrow table."""
+
+    def __init__(self, schema: pa.Schema):
+        self.schema = schema
+        self.columns = {f.name: [] for f in schema}
+
+    def add(self, **row) -> None:
+        """Append one row; columns not given are null."""
+        for name, column in self.columns.items():
+            column.append(row.get(name))
+
+    def __len__(self) -> int:
+        return len(self.columns["pair"])
+
+    def table(self) -> pa.Table:
+        """The rows as a table with exactly :attr:`schema`, ordered by ``pair``."""
+        table = pa.table({n: pa.array(v, type=self.schema.field(n).type) for n, v in self.columns.items()})
+        table = table.cast(self.schema)
+        return table.sort_by("pair") if len(self) else table

@@ -1,0 +1,369 @@
+"""``scan(source)``: every planned comparison over a directory, as a table and a report."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from framediff import kernels as K
+
+from .discover import discover
+from .errors import FramediffError
+from .metrics import HIGHER_IS_SIMILAR
+from .options import Options, make_options
+from .plan import MODES, plan_chunks, read_pair_list
+from .report import EventGrouper, ReportWriter, format_for, write_json_atomic
+from .schedule import execute
+from .tasks import ScanSpec
+
+__all__ = ["DEFAULT_THRESHOLDS", "ScanResult", "parse_thresholds", "run_scan", "scan"]
+
+#: Used when no --threshold is given: KL above 0.2 is the published rule of thumb for a
+#: sudden change; 1% of pixels beyond the noise tolerance catches local changes.
+DEFAULT_THRESHOLDS = {"kl": 0.2, "l0_fraction": 0.01}
+
+
+def parse_thresholds(items, metrics) -> dict:
+    """``['kl=0.2', 'l0_fraction=0.01']`` -> dict; defaults for the metrics present.
+
+    Raises
+    ------
+    FramediffError
+        Malformed item, or a metric that is not being computed.
+    """
+    if not items:
+        return {k: v for k, v in DEFAULT_THRESHOLDS.items() if k in metrics}
+    out = {}
+    for item in items:
+        name, sep, value = str(item).partition("=")
+        name = name.strip().lower()
+        try:
+            limit = float(value)
+        except ValueError:
+            raise FramediffError(f"--threshold expects METRIC=VALUE, got {item!r}") from None
+        if not sep:
+            raise FramediffError(f"--threshold expects METRIC=VALUE, got {item!r}")
+        if name not in metrics:
+            raise FramediffError(f"--threshold {name}: that metric is not computed (add it to --metrics)")
+        out[name] = limit
+    return out
+
+
+@dataclass
+class ScanResult:
+    """What a finished scan produced."""
+
+    summary: dict
+    report: Path | None = None
+    events: list = field(default_factory=list)
+    kept: list = field(default_factory=list)
+    tables: list = field(default_factory=list)
+
+    def table(self) -> pa.Table:
+        """All rows (only when the scan collected them)."""
+        return pa.concat_tables(self.tables) if self.tables else pa.table({})
+
+
+def _uses_integer_frames(opts: Options) -> bool:
+    # Luma straight from the decoder stays integer unless normalized; channel mean is float.
+    return opts.gray == "luma" and opts.normalize == "none"
+
+
+def run_scan(
+    source,
+    *,
+    options: Options,
+    mode: str = "consecutive",
+    reference=None,
+    pair_list=None,
+    thresholds=None,
+    recursive: bool = False,
+    sort: str = "natural",
+    chunk_size: int = 64,
+    scheduler="threads",
+    workers: int | None = None,
+    output=None,
+    fmt: str | None = None,
+    partitioned: bool = False,
+    overwrite: bool = False,
+    summary_path=None,
+    events_min_length: int = 1,
+    events_max_gap: int = 0,
+    keep_list=None,
+    copy_kept=None,
+    link_kept=None,
+    collect: bool = False,
+    progress=None,
+    strict: bool = False,
+) -> ScanResult:
+    """The scan engine behind :func:`scan` and ``framediff scan``; see :func:`scan`."""
+    started = time.perf_counter()
+    if mode not in MODES or mode == "background":
+        raise FramediffError(f"unknown mode {mode!r}; choose from: consecutive, reference, pairs, keyframes")
+    if chunk_size < 1:
+        raise FramediffError(f"--chunk-size must be >= 1, got {chunk_size}")
+    xp = K.resolve_device(options.device)
+    device = "gpu" if xp is not np else "cpu"
+    found = discover(source, recursive=recursive, sort=sort)
+    names = tuple(found.relative(p) for p in found.paths)
+    paths = [os.fspath(p) for p in found.paths]
+    if not paths:
+        raise FramediffError(f"{source}: no images found")
+    thresholds = parse_thresholds(thresholds, options.metrics)
+    if mode == "keyframes" and not thresholds:
+        raise FramediffError("keyframes mode needs a --threshold to decide which frames to keep")
+    ref_index = _reference_index(reference, names, paths) if mode == "reference" else None
+    pairs = read_pair_list(pair_list, names) if mode == "pairs" and pair_list else None
+    spec = ScanSpec(options, mode, tuple(sorted(thresholds.items())), names, _uses_integer_frames(options))
+    primary = next(iter(thresholds), None)
+    grouper = EventGrouper(
+        primary, min_length=events_min_length, max_gap=events_max_gap, similarity=primary in HIGHER_IS_SIMILAR
+    )
+    metadata = {
+        "framediff_version": _version(),
+        "mode": mode,
+        "options": options.to_dict(),
+        "thresholds": thresholds,
+        "root": str(found.root),
+        "reference": None if ref_index is None else names[ref_index],
+        "fingerprint": options.fingerprint(),
+    }
+    writer = None
+    if output is not None:
+        writer = ReportWriter(output, format_for(output, fmt), spec.schema, metadata, partitioned=partitioned, overwrite=overwrite)
+    counts = Counter()
+    errors_by_kind = Counter()
+    kept = []
+    tables = []
+    first_failure = []
+
+    def on_table(number, table):
+        counts["rows"] += table.num_rows
+        status = table.column("status").to_pylist()
+        counts["ok"] += status.count("ok")
+        counts["errors"] += status.count("error")
+        counts["changed"] += sum(1 for v in table.column("changed").to_pylist() if v)
+        for kind, path, reason in zip(
+            table.column("error_kind").to_pylist(), table.column("path_b").to_pylist(), table.column("error").to_pylist()
+        ):
+            if kind is not None:
+                errors_by_kind[kind] += 1
+                if not first_failure:
+                    first_failure.append(f"{path}: {reason} [{kind}]")
+        if mode == "keyframes":
+            kept.extend(n for n, k in zip(table.column("path_b").to_pylist(), table.column("kept").to_pylist()) if k)
+        grouper.feed(table)
+        if writer is not None:
+            writer.write(table)
+        if collect:
+            tables.append(table)
+        if progress is not None:
+            progress.update(table.num_rows)
+        if strict and first_failure:
+            raise _StrictStop(first_failure[0])
+
+    chunks = plan_chunks(paths, mode, chunk_size, reference=ref_index, pairs=pairs)
+    reference_arg = (ref_index, paths[ref_index]) if ref_index is not None else None
+    try:
+        execute(chunks, spec, scheduler=scheduler, workers=workers, device=device, on_table=on_table, reference=reference_arg)
+    except _StrictStop as stop:
+        if writer is not None:
+            writer.abort()
+        raise FramediffError(f"--strict: stopped at the first failure: {stop}") from None
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        if progress is not None:
+            progress.close()
+    report_path = writer.close() if writer is not None else None
+    events = grouper.finish()
+    wall = time.perf_counter() - started
+    summary = {
+        "mode": mode,
+        "inputs": len(paths),
+        "skipped_non_image": found.skipped_non_image,
+        "unreadable_dirs": found.unreadable_dirs,
+        "symlink_loops_skipped": found.symlink_loops,
+        "comparisons": counts["rows"],
+        "ok": counts["ok"],
+        "errors": counts["errors"],
+        "errors_by_kind": dict(sorted(errors_by_kind.items())),
+        "changed": counts["changed"],
+        "events": len(events),
+        "kept": len(kept) if mode == "keyframes" else None,
+        "thresholds": thresholds,
+        "options": options.to_dict(),
+        "device": device,
+        "scheduler": str(scheduler),
+        "workers": workers or os.cpu_count(),
+        "chunk_size": chunk_size,
+        "wall_seconds": round(wall, 3),
+        "images_per_second": round(len(paths) / wall, 2) if wall > 0 else None,
+        "report": None if report_path is None else str(report_path),
+    }
+    if report_path is not None:
+        _write_sidecars(report_path, format_for(output, fmt), grouper, summary, summary_path)
+    if keep_list is not None:
+        Path(keep_list).write_text("".join(f"{n}\n" for n in kept), encoding="utf-8", errors="surrogateescape")
+    for target, link in ((copy_kept, False), (link_kept, True)):
+        if target is not None:
+            _materialise(kept, found.root, Path(target), link=link)
+    return ScanResult(summary, report_path, events, kept, tables)
+
+
+class _StrictStop(Exception):
+    pass
+
+
+def _version():
+    from framediff import __version__
+
+    return __version__
+
+
+def _reference_index(reference, names, paths) -> int:
+    if reference is None:
+        return 0
+    if isinstance(reference, int) or (isinstance(reference, str) and reference.isdigit()):
+        index = int(reference)
+        if not 0 <= index < len(names):
+            raise FramediffError(f"--reference {index}: out of range (0..{len(names) - 1})")
+        return index
+    ref = os.fspath(reference)
+    for i, (name, path) in enumerate(zip(names, paths)):
+        if ref in (name, path) or os.path.abspath(ref) == os.path.abspath(path):
+            return i
+    raise FramediffError(f"--reference {ref}: not among the scanned images")
+
+
+def _sidecar(report_path: Path, suffix: str) -> Path:
+    base = report_path.name
+    for ext in (".parquet", ".csv"):
+        if base.lower().endswith(ext):
+            base = base[: -len(ext)]
+    return report_path.with_name(base + suffix)
+
+
+def _write_sidecars(report_path, fmt, grouper, summary, summary_path) -> None:
+    events_path = _sidecar(report_path, f".events.{fmt}")
+    events = grouper.table()
+    tmp = events_path.with_name(f".{events_path.name}.tmp-{os.getpid()}")
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(events, tmp)
+    else:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(events, tmp)
+    os.replace(tmp, events_path)
+    summary["events_report"] = str(events_path)
+    write_json_atomic(summary_path or _sidecar(report_path, ".summary.json"), summary)
+
+
+def _materialise(kept, root: Path, target: Path, *, link: bool) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for name in kept:
+        src = (root / name).resolve()
+        dst = (target / name).resolve()
+        if target.resolve() not in dst.parents:
+            raise FramediffError(f"{name}: would be written outside {target}")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if dst.exists() or dst.is_symlink():
+            dst.unlink()
+        if link:
+            os.symlink(src, dst)
+        else:
+            shutil.copy2(src, dst)
+
+
+def scan(
+    source,
+    *,
+    mode: str = "consecutive",
+    metrics=None,
+    preset: str = "fast",
+    thresholds=None,
+    reference=None,
+    pair_list=None,
+    recursive: bool = False,
+    sort: str = "natural",
+    chunk_size: int = 64,
+    scheduler="threads",
+    workers: int | None = None,
+    output=None,
+    as_arrow: bool = False,
+    **options,
+):
+    """Compare the images of ``source`` and return one row per comparison.
+
+    Parameters
+    ----------
+    source : str, path or sequence
+        A directory, glob pattern, listing file, or a list of them.
+    mode : {'consecutive', 'reference', 'pairs', 'keyframes'}
+        ``consecutive``: frame i against i-1 (against the last readable frame when
+        i-1 cannot be read, noted in the row). ``reference``: every frame against
+        ``reference`` (index or path; default the first). ``pairs``: all pairs i < j,
+        or those listed in ``pair_list``. ``keyframes``: each frame against the last
+        *kept* frame; a frame is kept when a threshold is crossed.
+    metrics : str or sequence, optional
+        Defaults to the preset's.
+    preset : {'fast', 'classic'}
+        ``fast`` (luma, no normalization, tol 10, all norms + KL) or ``classic``.
+    thresholds : dict or sequence of 'METRIC=VALUE', optional
+        Marks rows ``changed``; defaults to ``kl > 0.2`` or ``l0_fraction > 0.01``.
+    chunk_size : int
+        Frames per Dask task.
+    scheduler : {'threads', 'processes', 'synchronous'}, 'tcp://host:port' or Client
+    workers : int, optional
+    output : path, optional
+        Also write the report (and its ``.events``/``.summary.json`` sidecars).
+    as_arrow : bool
+        Return a ``pyarrow.Table`` instead of a pandas DataFrame.
+    **options
+        :class:`~framediff.options.Options` fields (``gray``, ``normalize``, ``tol``,
+        ``bins``, ``scale``, ``device``...).
+
+    Returns
+    -------
+    pandas.DataFrame or pyarrow.Table
+        Rows in comparison order. ``.attrs['summary']`` (DataFrame) or the schema
+        metadata (Table) carries the summary; ``.attrs['events']`` the events.
+    """
+    if isinstance(thresholds, dict):
+        thresholds = [f"{k}={v}" for k, v in thresholds.items()]
+    opts = make_options(preset, metrics=metrics, **options)
+    result = run_scan(
+        source,
+        options=opts,
+        mode=mode,
+        reference=reference,
+        pair_list=pair_list,
+        thresholds=thresholds,
+        recursive=recursive,
+        sort=sort,
+        chunk_size=chunk_size,
+        scheduler=scheduler,
+        workers=workers,
+        output=output,
+        collect=True,
+        overwrite=True,
+    )
+    table = result.table()
+    if as_arrow:
+        return table
+    df = table.to_pandas()
+    df.attrs["summary"] = result.summary
+    df.attrs["events"] = result.events
+    df.attrs["kept"] = result.kept
+    return df
