@@ -67,7 +67,26 @@ def _bin_lookup(dtype, bins, lo, hi):
     info = np.iinfo(dtype)
     values = np.arange(info.min, info.max + 1, dtype=np.float64)
     edges = np.linspace(lo, hi, bins + 1)
-    return np.clip(np.searchsorted(edges, values, side="right") - 1, 0, bins - 1).astype(np.intp)
+    lut = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, bins - 1).astype(np.intp)
+    # Indexed by the raw pixel value: negative values of signed dtypes wrap to the end.
+    return np.roll(lut, info.min)
+
+
+def _float_bins(flat, bins, lo, hi, xp):
+    """Bin index of each value with ``np.histogram``'s arithmetic and edge correction.
+
+    Values outside [lo, hi] are first clipped into the edge bins; NaN is refused.
+    """
+    x = flat.astype(xp.float64)
+    if bool(xp.isnan(x).any()):  # synchronize
+        raise ValueError("cannot histogram an image containing NaN")
+    x = xp.clip(x, lo, hi)
+    edges = xp.asarray(np.linspace(lo, hi, bins + 1))
+    idx = (((x - lo) / (hi - lo)) * bins).astype(xp.intp)
+    idx = xp.where(idx == bins, bins - 1, idx)
+    idx = xp.where(x < edges[idx], idx - 1, idx)  # rounding put it one bin too high
+    up = (x >= edges[idx + 1]) & (idx != bins - 1)  # ... or one bin too low
+    return xp.where(up, idx + 1, idx)
 
 
 def histograms(images, bins: int = 256, value_range=None, *, xp=None):
@@ -103,12 +122,15 @@ def histograms(images, bins: int = 256, value_range=None, *, xp=None):
         lut = _bin_lookup(batch.dtype, bins, lo, hi)
         out = np.empty((flat.shape[0], bins), np.int64)
         histogram_lut(np.ascontiguousarray(flat), lut, bins, out)
+    elif is_cupy(flat) and integer and batch.dtype.kind == "u":
+        from ._gpu_fused import histograms as gpu_histograms
+
+        out = gpu_histograms(flat, bins, lo, hi)
     else:
         if integer:
             idx = xp.asarray(_bin_lookup(batch.dtype, bins, lo, hi))[flat.astype(xp.intp)]
         else:
-            scaled = (flat.astype(xp.float64) - lo) * (bins / (hi - lo))
-            idx = xp.clip(xp.floor(scaled), 0, bins - 1).astype(xp.intp)
+            idx = _float_bins(flat, bins, lo, hi, xp)
         offsets = (xp.arange(flat.shape[0], dtype=xp.intp) * bins)[:, None]
         out = xp.bincount((idx + offsets).ravel(), minlength=flat.shape[0] * bins)
         out = out.reshape(flat.shape[0], bins).astype(xp.int64)

@@ -104,9 +104,7 @@ def pair_difference_norms(
     if is_cupy(frames_a):
         from ._gpu_fused import pair_norms
 
-        idx_a = xp.asarray(np.asarray(first, np.intp))
-        idx_b = xp.asarray(np.asarray(second, np.intp))
-        sums = pair_norms(frames_a[idx_a], frames_b[idx_b], tol)
+        sums = pair_norms(frames_a, frames_b, tol, first=np.asarray(first, np.intp), second=np.asarray(second, np.intp))
     elif _integer_frames(frames_a):
         sums = _accumulate_cpu_int(frames_a, first, frames_b, second, tol)
     else:

@@ -39,7 +39,11 @@ def add_compare_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("measurement")
     g.add_argument("--metrics", help="comma-separated metrics, or 'all' (see README for definitions)")
     g.add_argument("--gray", choices=("mean", "luma"), help="channel mean (classic) or BT.601 luma")
-    g.add_argument("--normalize", choices=("none", "minmax", "percentile", "zscore"))
+    g.add_argument(
+        "--normalize",
+        choices=("none", "minmax", "percentile", "zscore", "match", "meanstd"),
+        help="exposure normalization; match/meanstd match b's histogram/mean+std to a",
+    )
     g.add_argument("--percentiles", type=_percentiles, metavar="LOW,HIGH", help="clip points for --normalize percentile")
     g.add_argument("--tol", type=float, help="L0 counts pixels with |a-b| > TOL")
     g.add_argument("--bins", type=int, help="histogram bins (default 256)")
@@ -47,6 +51,20 @@ def add_compare_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--scale", type=float, help="compare at reduced resolution, 0.125..1 (JPEG: DCT-domain)")
     g.add_argument("--max-pixels", type=int, help="refuse images declaring more pixels (decompression bombs)")
     g.add_argument("--device", choices=("auto", "cpu", "gpu"), help="array backend (env FRAMEDIFF_DEVICE)")
+    t = parser.add_argument_group("preprocessing and toolbox")
+    t.add_argument("--resize", help="images of different sizes: error (default), first, smallest, or WxH")
+    t.add_argument("--crop", choices=("center", "topleft"), help="crop a pair to its common extent")
+    t.add_argument("--align", action="store_true", default=None, help="register by phase correlation, compare the overlap")
+    t.add_argument("--upsample", type=int, help="sub-pixel refinement factor of --align (default 10; 1 = whole pixels)")
+    t.add_argument("--blur", type=float, help="Gaussian blur sigma before comparing")
+    t.add_argument("--median", type=int, help="median filter size before comparing")
+    t.add_argument("--color", action="store_true", default=None, help="per-channel metrics and CIE76 Delta E")
+    t.add_argument("--edges", choices=("none", "sobel", "prewitt"), help="compare gradient magnitudes")
+    t.add_argument("--moving-threshold", type=float, help="optical flow: pixels a point must move (default 0.5)")
+    t.add_argument("--flow-corners", type=int, help="optical flow: corners tracked per pair (default 500)")
+    t.add_argument(
+        "--no-change-kind", dest="change_kind", action="store_false", default=None, help="do not label changed rows"
+    )
 
 
 def option_overrides(args) -> dict:
@@ -62,6 +80,17 @@ def option_overrides(args) -> dict:
         "scale": args.scale,
         "max_pixels": args.max_pixels,
         "device": args.device,
+        "resize": args.resize,
+        "crop": args.crop,
+        "align": args.align,
+        "upsample": args.upsample,
+        "blur": args.blur,
+        "median": args.median,
+        "color": args.color,
+        "edges": args.edges,
+        "moving_threshold": args.moving_threshold,
+        "flow_corners": args.flow_corners,
+        "change_kind": args.change_kind,
     }
 
 

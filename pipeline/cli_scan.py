@@ -44,14 +44,18 @@ class Progress:
 def _expected_rows(n_inputs_hint: int, mode: str) -> int:
     if mode == "pairs":
         return n_inputs_hint * (n_inputs_hint - 1) // 2
-    return max(n_inputs_hint - 1, 0) if mode in ("consecutive", "reference") else n_inputs_hint
+    return max(n_inputs_hint - 1, 0) if mode in ("consecutive", "reference") else n_inputs_hint  # keyframes, background
 
 
 def _scan_options(args):
     from .cli import option_overrides
     from .options import make_options
 
-    return make_options(args.preset or "fast", **option_overrides(args))
+    overrides = option_overrides(args)
+    overrides.update(
+        bg_method=args.bg_method, learning_rate=args.learning_rate, window=args.window, k=args.k, warmup=args.warmup
+    )
+    return make_options(args.preset or "fast", **overrides)
 
 
 def _progress_for(args, mode):
@@ -96,6 +100,7 @@ def _run_scan(args) -> int:
         link_kept=args.link_kept,
         progress=_progress_for(args, args.mode),
         strict=args.strict,
+        mask_dir=args.masks,
     )
     s = result.summary
     if not args.quiet:
@@ -118,7 +123,9 @@ def _add_scan_arguments(p) -> None:
     p.add_argument("--partitioned", action="store_true", help="write a folder of part files (big runs)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     p.add_argument("--summary", help="JSON summary path (default: next to the report)")
-    p.add_argument("--mode", default="consecutive", choices=("consecutive", "reference", "pairs", "keyframes"))
+    p.add_argument(
+        "--mode", default="consecutive", choices=("consecutive", "reference", "pairs", "keyframes", "background")
+    )
     p.add_argument("--reference", help="reference image (path or index) for --mode reference; default the first")
     p.add_argument("--pair-list", help="CSV of pairs (a,b as paths or indices) for --mode pairs")
     p.add_argument(
@@ -132,6 +139,13 @@ def _add_scan_arguments(p) -> None:
     p.add_argument("--keep-list", help="keyframes: write the kept images' paths to this file")
     p.add_argument("--copy-kept", help="keyframes: copy the kept images into this folder")
     p.add_argument("--link-kept", help="keyframes: symlink the kept images into this folder")
+    b = p.add_argument_group("background mode")
+    b.add_argument("--masks", help="write foreground masks as PNG files into this folder")
+    b.add_argument("--bg-method", choices=("ema", "window"), help="running mean/variance: ema (default) or window")
+    b.add_argument("--learning-rate", type=float, help="ema weight of a new frame (default 0.05)")
+    b.add_argument("--window", type=int, help="window mode: frames in the model (default 50)")
+    b.add_argument("--k", type=float, help="foreground outside mean +- k sigma (default 2)")
+    b.add_argument("--warmup", type=int, help="frames that only teach the model (default 10)")
     p.add_argument("--recursive", action="store_true", help="descend into subdirectories")
     p.add_argument("--sort", default="natural", choices=("natural", "mtime", "exif", "none"))
     p.add_argument("--preset", choices=("fast", "classic"), help="option set (default: fast)")

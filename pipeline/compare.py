@@ -9,7 +9,7 @@ import numpy as np
 from framediff import kernels as K
 
 from .decode import DecodeError, downscale
-from .engine import measure_pairs, prepare_stack, read_frame
+from .engine import measure_pair_images, read_frame
 from .errors import InputError
 from .options import Options, make_options
 
@@ -26,7 +26,9 @@ def load_gray(source, opts: Options, label: str | None = None) -> np.ndarray:
     """
     if isinstance(source, (str, os.PathLike)):
         try:
-            return read_frame(source, opts)
+            # A copy: a JPEG may come back in the decoder's reused buffer, which reading
+            # the other image of the pair would overwrite.
+            return np.array(read_frame(source, opts), copy=True)
         except DecodeError as exc:
             raise InputError(source, exc.kind, exc.reason) from None
     image = np.asarray(source)
@@ -34,7 +36,11 @@ def load_gray(source, opts: Options, label: str | None = None) -> np.ndarray:
     if image.ndim not in (2, 3) or image.size == 0:
         raise InputError(name, "not-an-image", f"expected a (H, W) or (H, W, C) array, got shape {image.shape}")
     try:
-        image = K.to_gray(image, opts.gray) if image.ndim == 3 else image
+        if opts.color:
+            image = K.drop_alpha(image)
+            image = np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image
+        else:
+            image = K.to_gray(image, opts.gray) if image.ndim == 3 else image
     except ValueError as exc:
         raise InputError(name, "unsupported", str(exc)) from None
     return downscale(image, opts.scale) if opts.scale < 1 else image
@@ -81,21 +87,32 @@ def compare(a, b, *, metrics=None, preset: str = "classic", options: Options | N
     xp = K.resolve_device(opts.device)
     image_a = load_gray(a, opts, "<array a>")
     image_b = load_gray(b, opts, "<array b>")
-    if image_a.shape != image_b.shape:
+    if image_a.dtype != image_b.dtype:
+        image_a, image_b = _common_dtype(image_a, image_b)
+    from framediff.kernels.shape import ShapeMismatchError
+
+    try:
+        result = measure_pair_images(image_a, image_b, opts, xp)
+    except ShapeMismatchError:
+        (ha, wa), (hb, wb) = image_a.shape[:2], image_b.shape[:2]
         raise InputError(
             _label(b, "<array b>"),
             "size-mismatch",
-            f"shape {image_b.shape[1]}x{image_b.shape[0]} differs from {image_a.shape[1]}x{image_a.shape[0]}"
-            f" of {_label(a, '<array a>')}",
-        )
-    if image_a.dtype != image_b.dtype:
-        image_a, image_b = _common_dtype(image_a, image_b)
-    stack_a = prepare_stack([image_a], opts, xp)
-    stack_b = prepare_stack([image_b], opts, xp)
-    values = measure_pairs(stack_a, [0], stack_b, [0], opts)
-    result = {name: column[0].item() for name, column in values.items()}
-    result["shape"] = image_a.shape
+            f"shape {wb}x{hb} differs from {wa}x{ha} of {_label(a, '<array a>')} (see --resize, --crop)",
+        ) from None
+    result["shape"] = tuple(int(v) for v in image_a.shape[:2]) if "shape_action" not in result else _shape_after(
+        image_a, image_b, opts
+    )
     return result
+
+
+def _shape_after(a, b, opts):
+    from .options import parse_size
+
+    target = parse_size(opts.resize)
+    if target:
+        return target
+    return (min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])) if opts.crop or opts.resize == "smallest" else tuple(a.shape[:2])
 
 
 def _common_dtype(a, b):

@@ -154,7 +154,7 @@ def _jpeg_error_kind(message: str) -> str:
     return "corrupt"
 
 
-def _read_jpeg(data: bytes, gray: str | None, scale: float, max_pixels: int):
+def _read_jpeg(data: bytes, gray: str | None, scale: float, max_pixels: int, out=None):
     import simplejpeg
 
     try:
@@ -169,7 +169,10 @@ def _read_jpeg(data: bytes, gray: str | None, scale: float, max_pixels: int):
     out_h, out_w = math.ceil(height * n / 8), math.ceil(width * n / 8)
     to_luma = gray == "luma"
     channels = 1 if to_luma else 3
-    buf = _reused_buffer((out_h, out_w, channels))
+    if to_luma and out is not None and out.shape == (out_h, out_w) and out.dtype == np.uint8:
+        buf = out  # decode straight into the caller's slot of a frame stack
+    else:
+        buf = _reused_buffer((out_h, out_w, channels))
     try:
         image = simplejpeg.decode_jpeg(
             data,
@@ -243,7 +246,9 @@ def _read_general(data: bytes, max_pixels: int) -> np.ndarray:
     return image
 
 
-def read_image(path, *, gray: str | None = None, scale: float = 1.0, max_pixels: int = DEFAULT_MAX_PIXELS):
+def read_image(
+    path, *, gray: str | None = None, scale: float = 1.0, max_pixels: int = DEFAULT_MAX_PIXELS, out=None
+):
     """Decode one image file.
 
     Parameters
@@ -257,6 +262,10 @@ def read_image(path, *, gray: str | None = None, scale: float = 1.0, max_pixels:
         above ``scale``; other formats are area-downsampled to the same shape.
     max_pixels : int
         Images declaring more pixels are refused as ``bomb`` before decoding.
+    out : numpy.ndarray, optional
+        A C-contiguous (H, W) uint8 array (a slot of a frame stack) that a JPEG decoded
+        to luma is written into when the shapes match; the returned array is then a
+        view of it. Otherwise ``out`` is left untouched.
 
     Returns
     -------
@@ -271,7 +280,7 @@ def read_image(path, *, gray: str | None = None, scale: float = 1.0, max_pixels:
     """
     data = read_bytes(path)
     if data.startswith(_JPEG_MAGIC):
-        image = _read_jpeg(data, gray, scale, max_pixels)
+        image = _read_jpeg(data, gray, scale, max_pixels, out)
         if image is not None:
             return image
     image = _read_general(data, max_pixels)

@@ -53,8 +53,13 @@ class Discovery:
 
 
 def natural_key(text: str):
-    """Sort key that orders embedded numbers by value: ``img_2`` before ``img_10``."""
-    return [(0, int(part), part) if part.isdigit() else (1, part.lower(), part) for part in _DIGITS.split(text)]
+    """Sort key that orders embedded numbers by value: ``img_2`` before ``img_10``.
+
+    Case and leading zeros only break ties between otherwise equal names, so ``IMG_3``
+    sorts between ``img_2`` and ``img_10``.
+    """
+    parts = [(0, int(part)) if part.isdigit() else (1, part.lower()) for part in _DIGITS.split(text)]
+    return parts, text
 
 
 def is_image_name(name: str) -> bool:

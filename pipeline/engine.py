@@ -1,12 +1,15 @@
 """Per-frame preparation and per-pair measurement: the array work of one task.
 
-A frame is decoded once, prepared once (gray, normalized, histogram) and then takes
-part in as many comparisons as the plan asks for. Everything here calls the kernels
-on one backend ``xp``; results come back to the host only as small per-pair columns.
+A frame is decoded once and prepared once (denoised, normalized, histogram, edge map);
+then it takes part in as many comparisons as the plan asks for, measured in batches.
+Options that need both images of a pair before measuring (alignment, exposure
+matching, colour) go through :func:`measure_pair_images`, one pair at a time; it ends
+in the same batch functions, so every path gives the same numbers for the same pixels.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,10 +17,20 @@ import numpy as np
 from framediff import kernels as K
 
 from .decode import read_image
-from .metrics import HIST_METRICS
-from .options import Options
+from .metrics import CHANNELS, FLOW_METRICS, HIST_METRICS, NORM_METRICS
+from .options import PAIR_NORMALIZATIONS, Options, parse_size
 
-__all__ = ["FrameStack", "measure_pairs", "prepare_stack", "read_frame"]
+__all__ = [
+    "FrameStack",
+    "change_kinds",
+    "fit_frame",
+    "measure_pair_images",
+    "measure_pairs",
+    "prepare_stack",
+    "read_frame",
+]
+
+_EDGE_GAIN = {"sobel": 4 * math.sqrt(2), "prewitt": 3 * math.sqrt(2)}
 
 
 @dataclass
@@ -27,58 +40,125 @@ class FrameStack:
     Attributes
     ----------
     pixels : array, shape (N, H, W)
-        After grayscale and normalization, on the run's backend.
+        After denoising, normalization and (``--edges``) gradient magnitude, on the
+        run's backend.
     probabilities : array, shape (N, bins) or None
         Histograms scaled to sum to 1; None when no histogram metric is asked for.
     data_range : float
-        Peak value used by PSNR.
+        Peak value used by PSNR and SSIM.
+    edges : array of bool, shape (N, H, W) or None
+        Edge maps, when ``edge_change`` is asked for.
     """
 
     pixels: object
     probabilities: object
     data_range: float
+    edges: object = None
 
     @property
     def shape(self) -> tuple[int, int]:
         return tuple(int(s) for s in self.pixels.shape[1:])
 
+    def take(self, position: int) -> "FrameStack":
+        """A copy holding just one frame (so it does not keep the whole stack alive)."""
+        pick = slice(position, position + 1)
+        return FrameStack(
+            self.pixels[pick].copy(),
+            None if self.probabilities is None else self.probabilities[pick].copy(),
+            self.data_range,
+            None if self.edges is None else self.edges[pick].copy(),
+        )
 
-def read_frame(path, opts: Options) -> np.ndarray:
-    """Decode ``path`` as the options ask: luma straight from JPEG, reduced by ``scale``."""
-    image = read_image(path, gray=opts.gray, scale=opts.scale, max_pixels=opts.max_pixels)
+
+def read_frame(path, opts: Options, out=None) -> np.ndarray:
+    """Decode ``path`` as the options ask: gray (luma straight from JPEG) or colour.
+
+    ``out`` is a stack slot a JPEG may be decoded into (see :func:`read_image`).
+    """
+    image = read_image(
+        path, gray=None if opts.color else opts.gray, scale=opts.scale, max_pixels=opts.max_pixels, out=out
+    )
+    if opts.color:
+        image = K.drop_alpha(image)
+        return np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image
     return K.to_gray(image, opts.gray) if image.ndim == 3 else image
 
 
-def _wants_histograms(opts: Options) -> bool:
-    return any(m in HIST_METRICS for m in opts.metrics)
+def fit_frame(image: np.ndarray, opts: Options):
+    """Resize a frame to the fixed ``--resize WxH`` target; returns (image, action or None)."""
+    target = parse_size(opts.resize)
+    if target is None or image.shape[:2] == target:
+        return image, None
+    from framediff.kernels.shape import resize_area
+
+    resized = resize_area(image, target)
+    if np.issubdtype(image.dtype, np.integer):
+        info = np.iinfo(image.dtype)
+        resized = np.clip(np.rint(resized), info.min, info.max).astype(image.dtype)
+    h, w = image.shape[:2]
+    return resized, f"resize {h}x{w}->{target[0]}x{target[1]}"
 
 
-def prepare_stack(images, opts: Options, xp=np) -> FrameStack:
+def _stack_normalization(opts: Options) -> str:
+    # Exposure matching happens per pair, before the stack is prepared.
+    return "none" if opts.normalize in PAIR_NORMALIZATIONS else opts.normalize
+
+
+def _edge_operator(opts: Options) -> str:
+    return opts.edges if opts.edges != "none" else "sobel"
+
+
+def prepare_stack(images, opts: Options, xp=np, *, source_dtype=None) -> FrameStack:
     """Stack same-shape gray images, move them to ``xp`` and prepare them once.
 
     Parameters
     ----------
     images : sequence of numpy arrays (H, W), or one (N, H, W) array
-        Grayscale frames, all of one shape and dtype.
+        Grayscale frames (or colour planes), all of one shape and dtype.
     opts : Options
     xp : module
         numpy or cupy.
+    source_dtype : dtype, optional
+        The dtype the frames were decoded as, when they have been converted since
+        (exposure matching makes floats of uint8 frames); it sets the data range and
+        the histogram range.
 
     Returns
     -------
     FrameStack
     """
     host = images if isinstance(images, np.ndarray) and images.ndim == 3 else np.stack(images)
-    source_dtype = host.dtype
+    source_dtype = np.dtype(source_dtype or host.dtype)
     pixels = xp.asarray(host)
-    pixels = K.normalize(pixels, opts.normalize, percentiles=opts.percentiles, xp=xp)
-    data_range = opts.data_range or K.natural_data_range(source_dtype, opts.normalize)
+    if opts.median:
+        from framediff.kernels.filters import median_filter
+
+        pixels = median_filter(pixels, opts.median, xp=xp)
+    if opts.blur:
+        from framediff.kernels.filters import gaussian_blur
+
+        pixels = gaussian_blur(pixels, opts.blur, xp=xp)
+    method = _stack_normalization(opts)
+    pixels = K.normalize(pixels, method, percentiles=opts.percentiles, xp=xp)
+    data_range = float(opts.data_range or K.natural_data_range(source_dtype, method))
+    value_range = K.histogram_range(source_dtype, method)
+    edges = None
+    if "edge_change" in opts.metrics:
+        from framediff.kernels.edges import edge_map
+
+        edges = edge_map(pixels, operator=_edge_operator(opts), xp=xp)
+    if opts.edges != "none":
+        from framediff.kernels.edges import gradient_magnitude
+
+        gain = _EDGE_GAIN[opts.edges]
+        pixels = gradient_magnitude(pixels, opts.edges, xp=xp)
+        value_range = (0.0, gain * (value_range[1] - value_range[0]))
+        data_range = opts.data_range or gain * data_range
     probabilities = None
-    if _wants_histograms(opts):
-        value_range = K.histogram_range(source_dtype, opts.normalize)
+    if any(m in HIST_METRICS for m in opts.metrics):
         counts = K.histograms(pixels, bins=opts.bins, value_range=value_range, xp=xp)
         probabilities = K.to_probabilities(counts, xp=xp)
-    return FrameStack(pixels, probabilities, float(data_range))
+    return FrameStack(pixels, probabilities, data_range, edges)
 
 
 def measure_pairs(stack_a: FrameStack, first, stack_b: FrameStack, second, opts: Options) -> dict:
@@ -87,19 +167,172 @@ def measure_pairs(stack_a: FrameStack, first, stack_b: FrameStack, second, opts:
     Returns
     -------
     dict of str -> numpy array of length K
-        Keys are the metric names of ``opts.metrics``, in that order.
+        Keys are the metric names of ``opts.metrics`` (colour metrics excepted), in
+        that order.
     """
     xp = K.array_namespace(stack_a.pixels, stack_b.pixels)
-    norms = K.pair_difference_norms(
-        stack_a.pixels, first, stack_b.pixels, second, tol=opts.tol, data_range=stack_a.data_range, xp=xp
-    )
+    first = np.asarray(first, np.intp)
+    second = np.asarray(second, np.intp)
+    wanted = set(opts.metrics)
     out = {}
+    if wanted & set(NORM_METRICS):
+        norms = K.pair_difference_norms(
+            stack_a.pixels, first, stack_b.pixels, second, tol=opts.tol, data_range=stack_a.data_range, xp=xp
+        )
+    ia, ib = xp.asarray(first), xp.asarray(second)
     if stack_a.probabilities is not None:
-        ia, ib = xp.asarray(np.asarray(first, np.intp)), xp.asarray(np.asarray(second, np.intp))
         p, q = stack_a.probabilities[ia], stack_b.probabilities[ib]
+    if "ssim" in wanted:
+        from framediff.kernels.ssim import structural_similarity
+
+        ssim = structural_similarity(
+            stack_a.pixels[ia], stack_b.pixels[ib], data_range=stack_a.data_range, xp=xp
+        )
+    if "edge_change" in wanted:
+        from framediff.kernels.edges import edge_change_fraction
+
+        edge_change = edge_change_fraction(stack_a.edges[ia], stack_b.edges[ib], xp=xp)
+    if wanted & set(FLOW_METRICS):
+        from framediff.kernels.flow import flow_stats
+
+        flow = flow_stats(
+            stack_a.pixels[ia],
+            stack_b.pixels[ib],
+            max_corners=opts.flow_corners,
+            moving_threshold=opts.moving_threshold,
+            xp=xp,
+        )
     for name in opts.metrics:
-        if name in norms:
+        if name in NORM_METRICS:
             out[name] = K.to_numpy(norms[name])
-        else:
+        elif name in HIST_METRICS:
             out[name] = K.to_numpy(K.histogram_distance(p, q, name, xp=xp))
+        elif name == "ssim":
+            out[name] = np.atleast_1d(K.to_numpy(ssim))
+        elif name == "edge_change":
+            out[name] = np.atleast_1d(K.to_numpy(edge_change))
+        elif name in FLOW_METRICS:
+            out[name] = np.atleast_1d(K.to_numpy(flow[name]))
     return out
+
+
+def _gray_view(image, opts: Options):
+    return K.to_gray(image, "luma") if image.ndim == 3 else image
+
+
+def _as_planes(image):
+    """(H, W, C) colour -> (C, H, W) planes, contiguous."""
+    return np.ascontiguousarray(np.moveaxis(image, -1, 0))
+
+
+def _combined(stack: FrameStack, opts: Options) -> FrameStack:
+    """The channel planes of one image as a single tall image (combined metrics)."""
+    c, h, w = stack.pixels.shape
+    probabilities = None if stack.probabilities is None else stack.probabilities.mean(axis=0, keepdims=True)
+    edges = None if stack.edges is None else stack.edges.reshape(1, c * h, w)
+    return FrameStack(stack.pixels.reshape(1, c * h, w), probabilities, stack.data_range, edges)
+
+
+def measure_pair_images(a: np.ndarray, b: np.ndarray, opts: Options, xp=np) -> dict:
+    """Measure one pair of decoded images with every pairwise option applied.
+
+    In order: shape policy (``--resize``/``--crop``), alignment (phase correlation,
+    then only the overlap is compared), exposure matching of ``b`` to ``a``, then the
+    same preparation and batch measurement as :func:`measure_pairs`. With ``--color``
+    each channel is measured (``l1_r``...), the combined metrics treat the three
+    channel planes as one image, and CIE76 Delta E statistics are added.
+
+    Returns
+    -------
+    dict
+        Metric name -> Python number, plus ``shift_y``/``shift_x``/``align_peak``
+        with ``--align`` and ``shape_action`` with a shape policy.
+
+    Raises
+    ------
+    ShapeMismatchError
+        The shapes differ and ``--resize error`` with no ``--crop``.
+    """
+    from framediff.kernels.shape import reconcile_shapes
+
+    result = {}
+    source_dtype = a.dtype
+    policy = parse_size(opts.resize) or opts.resize
+    if a.shape[:2] != b.shape[:2] or parse_size(opts.resize):
+        if policy == "first" and a.shape[:2] == b.shape[:2]:
+            action = "none"
+        else:
+            a, b, action = reconcile_shapes(a, b, resize=policy, crop=opts.crop)
+    else:
+        action = "none"
+    if opts.resize != "error" or opts.crop:
+        result["shape_action"] = action
+    if opts.align:
+        from framediff.kernels.align import overlap, phase_correlation
+
+        shift_y, shift_x, peak = phase_correlation(
+            xp.asarray(_gray_view(a, opts)), xp.asarray(_gray_view(b, opts)), upsample_factor=opts.upsample, xp=xp
+        )
+        a, b = overlap(a, b, (shift_y, shift_x))
+        result.update(shift_y=float(shift_y), shift_x=float(shift_x), align_peak=float(peak))
+    if opts.normalize == "match":
+        from framediff.kernels.exposure import match_histograms
+
+        b = K.to_numpy(match_histograms(xp.asarray(b), xp.asarray(a), xp=xp))
+        a = a.astype(np.float64)
+    elif opts.normalize == "meanstd":
+        from framediff.kernels.exposure import match_mean_std
+
+        b = K.to_numpy(match_mean_std(xp.asarray(b), xp.asarray(a), xp=xp))
+        a = a.astype(np.float64)
+    if a.dtype != b.dtype:
+        a, b = a.astype(np.float64), b.astype(np.float64)
+    if not opts.color:
+        stack_a = prepare_stack([a], opts, xp, source_dtype=source_dtype)
+        stack_b = prepare_stack([b], opts, xp, source_dtype=source_dtype)
+        values = measure_pairs(stack_a, [0], stack_b, [0], opts)
+        result.update({name: column[0].item() for name, column in values.items()})
+        return _ordered(result, opts)
+    planes_a = prepare_stack(_as_planes(a), opts, xp, source_dtype=source_dtype)
+    planes_b = prepare_stack(_as_planes(b), opts, xp, source_dtype=source_dtype)
+    combined = measure_pairs(_combined(planes_a, opts), [0], _combined(planes_b, opts), [0], opts)
+    result.update({name: column[0].item() for name, column in combined.items()})
+    per_channel_opts = _channel_metrics(opts)
+    if per_channel_opts.metrics:
+        channels = measure_pairs(planes_a, [0, 1, 2], planes_b, [0, 1, 2], per_channel_opts)
+        for name, column in channels.items():
+            for c, value in zip(CHANNELS, column):
+                result[f"{name}_{c}"] = value.item()
+    if any(m.startswith("delta_e") for m in opts.metrics):
+        from framediff.kernels.colorspace import delta_e_cie76, delta_e_stats
+
+        stats = delta_e_stats(delta_e_cie76(xp.asarray(a), xp.asarray(b), xp=xp), xp=xp)
+        for key in ("mean", "p95", "max"):
+            if f"delta_e_{key}" in opts.metrics:
+                result[f"delta_e_{key}"] = float(K.to_numpy(stats[key]))
+    return _ordered(result, opts)
+
+
+def _channel_metrics(opts: Options) -> Options:
+    import dataclasses
+
+    keep = tuple(m for m in opts.metrics if m in NORM_METRICS or m in HIST_METRICS)
+    return dataclasses.replace(opts, metrics=keep)
+
+
+def _ordered(result: dict, opts: Options) -> dict:
+    """Metrics in the order asked for, then the per-channel and extra columns."""
+    order = [m for m in opts.metrics if m in result]
+    order += [k for k in result if k not in order]
+    return {k: result[k] for k in order}
+
+
+def change_kinds(stack_a: FrameStack, first, stack_b: FrameStack, second) -> list[str]:
+    """Label pairs by kind of change (lighting, shift, content, cut, corrupt, none)."""
+    from framediff.kernels.change_kind import change_kind_features, classify_change
+
+    labels = []
+    for i, j in zip(first, second):
+        features = change_kind_features(stack_a.pixels[i], stack_b.pixels[j], data_range=stack_a.data_range)
+        labels.append(str(classify_change(features)[0]))
+    return labels

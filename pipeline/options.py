@@ -5,15 +5,30 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 
 from framediff.kernels import GRAY_METHODS, NORMALIZATIONS
+from framediff.kernels.backend import DEVICE_ENV
 
 from .decode import DEFAULT_MAX_PIXELS
 from .errors import FramediffError
 from .metrics import CLASSIC_METRICS, FAST_METRICS, parse_metrics
 
-__all__ = ["PRESETS", "Options", "OptionsError", "make_options"]
+__all__ = ["PAIR_NORMALIZATIONS", "PRESETS", "Options", "OptionsError", "make_options", "parse_size"]
+
+#: Exposure normalizations that need both images: b is matched to a.
+PAIR_NORMALIZATIONS = ("match", "meanstd")
+
+
+def parse_size(text) -> tuple[int, int] | None:
+    """``'640x480'`` (width x height) -> (480, 640) as (height, width); None if malformed."""
+    if not isinstance(text, str) or "x" not in text.lower():
+        return None
+    w, _, h = text.lower().partition("x")
+    if not (w.strip().isdigit() and h.strip().isdigit()) or int(w) < 1 or int(h) < 1:
+        return None
+    return int(h), int(w)
 
 
 class OptionsError(FramediffError, ValueError):
@@ -44,6 +59,31 @@ class Options:
     max_pixels : int
         Images declaring more pixels are refused (decompression bombs).
     device : {'auto', 'cpu', 'gpu'}
+    resize : {'error', 'first', 'smallest'} or 'WxH'
+        What to do with images of different sizes (area interpolation).
+    crop : {None, 'center', 'topleft'}
+        Crop both images of a pair to their common extent instead of resizing.
+    align : bool
+        Register b onto a by phase cross-correlation and compare the overlap only.
+    upsample : int
+        Sub-pixel refinement factor of the alignment (1: whole pixels).
+    blur : float
+        Gaussian blur sigma before comparing (0: none).
+    median : int
+        Median filter size before comparing (0: none).
+    color : bool
+        Compare per channel (and combined) and report CIE76 Delta E.
+    edges : {'none', 'sobel', 'prewitt'}
+        Compare gradient magnitudes instead of intensities; also the operator of the
+        ``edge_change`` metric (Sobel when 'none').
+    moving_threshold : float
+        Optical flow: a tracked point moves when its flow exceeds this (pixels).
+    flow_corners : int
+        Optical flow: most corners tracked per pair.
+    change_kind : bool
+        Label changed comparisons (lighting, shift, content, cut, corrupt).
+    bg_method, learning_rate, window, k, warmup
+        Background model of ``--mode background`` (see ``update_background``).
     """
 
     gray: str = "luma"
@@ -56,6 +96,22 @@ class Options:
     scale: float = 1.0
     max_pixels: int = DEFAULT_MAX_PIXELS
     device: str = "auto"
+    resize: str = "error"
+    crop: str | None = None
+    align: bool = False
+    upsample: int = 10
+    blur: float = 0.0
+    median: int = 0
+    color: bool = False
+    edges: str = "none"
+    moving_threshold: float = 0.5
+    flow_corners: int = 500
+    change_kind: bool = True
+    bg_method: str = "ema"
+    learning_rate: float = 0.05
+    window: int = 50
+    k: float = 2.0
+    warmup: int = 10
     preset: str = field(default="fast", compare=False)
 
     def to_dict(self) -> dict:
@@ -64,6 +120,12 @@ class Options:
         d["percentiles"] = list(self.percentiles)
         d["metrics"] = list(self.metrics)
         return d
+
+    @property
+    def pairwise(self) -> bool:
+        """True when each pair needs its own preparation (alignment, exposure
+        matching, colour): frames are then measured pair by pair, not in batches."""
+        return self.align or self.normalize in PAIR_NORMALIZATIONS or self.color
 
     def fingerprint(self) -> str:
         """A short hash of the options that change results (names a run)."""
@@ -102,8 +164,10 @@ def make_options(preset: str = "fast", **overrides) -> Options:
         if value is not None:
             values[key] = value
     values["preset"] = preset
+    if "device" not in values:  # not given: FRAMEDIFF_DEVICE, then 'auto' (as resolve_device(None))
+        values["device"] = (os.environ.get(DEVICE_ENV) or "auto").lower()
     try:
-        values["metrics"] = parse_metrics(values.get("metrics"))
+        values["metrics"] = parse_metrics(values.get("metrics"), color=bool(values.get("color")))
     except ValueError as exc:
         raise OptionsError(str(exc)) from None
     opts = Options(**values)
@@ -114,8 +178,9 @@ def make_options(preset: str = "fast", **overrides) -> Options:
 def _validate(opts: Options) -> None:
     if opts.gray not in GRAY_METHODS:
         raise OptionsError(f"--gray must be one of {', '.join(GRAY_METHODS)}, got {opts.gray!r}")
-    if opts.normalize not in NORMALIZATIONS:
-        raise OptionsError(f"--normalize must be one of {', '.join(NORMALIZATIONS)}, got {opts.normalize!r}")
+    if opts.normalize not in NORMALIZATIONS + PAIR_NORMALIZATIONS:
+        allowed = ", ".join(NORMALIZATIONS + PAIR_NORMALIZATIONS)
+        raise OptionsError(f"--normalize must be one of {allowed}, got {opts.normalize!r}")
     lo, hi = opts.percentiles
     if not 0 <= lo < hi <= 100:
         raise OptionsError(f"--percentiles must satisfy 0 <= low < high <= 100, got {lo},{hi}")
@@ -131,5 +196,23 @@ def _validate(opts: Options) -> None:
         raise OptionsError(f"--max-pixels must be positive, got {opts.max_pixels}")
     if opts.data_range is not None and opts.data_range <= 0:
         raise OptionsError(f"--data-range must be positive, got {opts.data_range}")
+    if opts.resize not in ("error", "first", "smallest") and parse_size(opts.resize) is None:
+        raise OptionsError(f"--resize must be error, first, smallest or WxH (e.g. 640x480), got {opts.resize!r}")
+    if opts.crop not in (None, "center", "topleft"):
+        raise OptionsError(f"--crop must be center or topleft, got {opts.crop!r}")
+    if opts.upsample < 1:
+        raise OptionsError(f"--upsample must be >= 1, got {opts.upsample}")
+    if opts.blur < 0:
+        raise OptionsError(f"--blur must be >= 0, got {opts.blur}")
+    if opts.median < 0 or opts.median == 1:
+        raise OptionsError(f"--median must be 0 (off) or a size >= 2, got {opts.median}")
+    if opts.edges not in ("none", "sobel", "prewitt"):
+        raise OptionsError(f"--edges must be none, sobel or prewitt, got {opts.edges!r}")
+    if opts.bg_method not in ("ema", "window"):
+        raise OptionsError(f"--bg-method must be ema or window, got {opts.bg_method!r}")
+    if not 0 < opts.learning_rate <= 1:
+        raise OptionsError(f"--learning-rate must be in (0, 1], got {opts.learning_rate}")
+    if opts.window < 2 or opts.warmup < 1 or opts.k <= 0:
+        raise OptionsError("--window must be >= 2, --warmup >= 1 and --k > 0")
     if opts.device not in ("auto", "cpu", "gpu"):
         raise OptionsError(f"--device must be auto, cpu or gpu, got {opts.device!r}")

@@ -5,18 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from .metrics import HIGHER_IS_SIMILAR
+from .metrics import HIGHER_IS_SIMILAR, extra_columns, metric_columns
 
 __all__ = ["RowBuffer", "changed_flags", "row_schema"]
 
-_INT_METRICS = frozenset({"l1", "l0", "max_abs"})
+def row_schema(opts, mode: str) -> pa.Schema:
+    """Arrow schema of a report: identifiers, shape, metric columns, extras, outcome.
 
-
-def row_schema(metrics, *, integer_l1: bool = True, keyframes: bool = False) -> pa.Schema:
-    """Arrow schema of a report: identifiers, shape, one column per metric, outcome.
-
-    ``l1`` and ``max_abs`` are int64 for integer frames (exact sums) and float64 after
-    grayscale averaging or normalization; ``integer_l1`` says which.
+    Metric and extra columns come from :func:`~framediff.metrics.metric_columns` and
+    :func:`~framediff.metrics.extra_columns`, the one place they are named.
     """
     fields = [
         pa.field("pair", pa.int64(), nullable=False),
@@ -27,9 +24,9 @@ def row_schema(metrics, *, integer_l1: bool = True, keyframes: bool = False) -> 
         pa.field("height", pa.int32()),
         pa.field("width", pa.int32()),
     ]
-    for name in metrics:
-        integer = name == "l0" or (name in _INT_METRICS and integer_l1)
-        fields.append(pa.field(name, pa.int64() if integer else pa.float64()))
+    if mode != "background":  # the background model measures frames, not pairs
+        fields += [pa.field(name, typ) for name, typ in metric_columns(opts)]
+    fields += [pa.field(name, typ) for name, typ in extra_columns(opts, mode)]
     fields += [
         pa.field("changed", pa.bool_()),
         pa.field("status", pa.string(), nullable=False),
@@ -37,7 +34,7 @@ def row_schema(metrics, *, integer_l1: bool = True, keyframes: bool = False) -> 
         pa.field("error", pa.string()),
         pa.field("note", pa.string()),
     ]
-    if keyframes:
+    if mode == "keyframes":
         fields.append(pa.field("kept", pa.bool_()))
     return pa.schema(fields)
 

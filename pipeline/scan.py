@@ -27,10 +27,16 @@ __all__ = ["DEFAULT_THRESHOLDS", "ScanResult", "parse_thresholds", "run_scan", "
 
 #: Used when no --threshold is given: KL above 0.2 is the published rule of thumb for a
 #: sudden change; 1% of pixels beyond the noise tolerance catches local changes.
-DEFAULT_THRESHOLDS = {"kl": 0.2, "l0_fraction": 0.01}
+DEFAULT_THRESHOLDS = {"l0_fraction": 0.01, "kl": 0.2}
+#: Background mode: a frame is changed when over 1% of its pixels are foreground.
+DEFAULT_BACKGROUND_THRESHOLD = {"foreground_fraction": 0.01}
 
 
-def parse_thresholds(items, metrics) -> dict:
+def _threshold_metrics(options: Options, mode: str) -> tuple:
+    return ("foreground_fraction",) if mode == "background" else options.metrics
+
+
+def parse_thresholds(items, metrics, mode: str = "consecutive") -> dict:
     """``['kl=0.2', 'l0_fraction=0.01']`` -> dict; defaults for the metrics present.
 
     Raises
@@ -39,6 +45,8 @@ def parse_thresholds(items, metrics) -> dict:
         Malformed item, or a metric that is not being computed.
     """
     if not items:
+        if mode == "background":
+            return dict(DEFAULT_BACKGROUND_THRESHOLD)
         return {k: v for k, v in DEFAULT_THRESHOLDS.items() if k in metrics}
     out = {}
     for item in items:
@@ -71,11 +79,6 @@ class ScanResult:
         return pa.concat_tables(self.tables) if self.tables else pa.table({})
 
 
-def _uses_integer_frames(opts: Options) -> bool:
-    # Luma straight from the decoder stays integer unless normalized; channel mean is float.
-    return opts.gray == "luma" and opts.normalize == "none"
-
-
 def run_scan(
     source,
     *,
@@ -102,11 +105,12 @@ def run_scan(
     collect: bool = False,
     progress=None,
     strict: bool = False,
+    mask_dir=None,
 ) -> ScanResult:
     """The scan engine behind :func:`scan` and ``framediff scan``; see :func:`scan`."""
     started = time.perf_counter()
-    if mode not in MODES or mode == "background":
-        raise FramediffError(f"unknown mode {mode!r}; choose from: consecutive, reference, pairs, keyframes")
+    if mode not in MODES:
+        raise FramediffError(f"unknown mode {mode!r}; choose from: {', '.join(MODES)}")
     if chunk_size < 1:
         raise FramediffError(f"--chunk-size must be >= 1, got {chunk_size}")
     xp = K.resolve_device(options.device)
@@ -116,12 +120,14 @@ def run_scan(
     paths = [os.fspath(p) for p in found.paths]
     if not paths:
         raise FramediffError(f"{source}: no images found")
-    thresholds = parse_thresholds(thresholds, options.metrics)
+    thresholds = parse_thresholds(thresholds, _threshold_metrics(options, mode), mode)
     if mode == "keyframes" and not thresholds:
         raise FramediffError("keyframes mode needs a --threshold to decide which frames to keep")
     ref_index = _reference_index(reference, names, paths) if mode == "reference" else None
     pairs = read_pair_list(pair_list, names) if mode == "pairs" and pair_list else None
-    spec = ScanSpec(options, mode, tuple(sorted(thresholds.items())), names, _uses_integer_frames(options))
+    if options.resize == "first":
+        options = _resolve_first_shape(options, paths)
+    spec = ScanSpec(options, mode, tuple(thresholds.items()), names, None if mask_dir is None else str(mask_dir))
     primary = next(iter(thresholds), None)
     grouper = EventGrouper(
         primary, min_length=events_min_length, max_gap=events_max_gap, similarity=primary in HIGHER_IS_SIMILAR
@@ -228,6 +234,23 @@ def _version():
     from framediff import __version__
 
     return __version__
+
+
+def _resolve_first_shape(options: Options, paths) -> Options:
+    """``--resize first`` in a scan: every frame to the shape of the first readable one."""
+    import dataclasses
+
+    from .decode import DecodeError
+    from .engine import read_frame
+
+    for path in paths:
+        try:
+            image = read_frame(path, options)
+        except DecodeError:
+            continue
+        h, w = image.shape[:2]
+        return dataclasses.replace(options, resize=f"{w}x{h}")
+    return options
 
 
 def _reference_index(reference, names, paths) -> int:

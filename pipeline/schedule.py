@@ -19,7 +19,11 @@ import dask
 from dask import delayed
 
 from .errors import FramediffError
-from .tasks import decode_chunk, keyframe_chain, prepare_reference, run_chunk
+from .tasks import background_chain, decode_chunk, keyframe_chain, prepare_reference, run_chunk
+
+#: Modes whose comparisons depend on the previous frames' outcome: decoded in
+#: parallel, then measured by a chain of tasks passing a small state along.
+_CHAINS = {"keyframes": keyframe_chain, "background": background_chain}
 
 __all__ = ["SCHEDULERS", "execute"]
 
@@ -107,14 +111,15 @@ def execute(chunks, spec, *, scheduler="threads", workers=None, device="cpu", on
         ref = None
         if reference is not None:
             (ref,) = _compute_local([delayed(prepare_reference)(*reference, spec, device)], scheduler, pool)
-        if spec.mode == "keyframes":
+        if spec.mode in _CHAINS:
+            chain = _CHAINS[spec.mode]
             state = None
             for part in _windows(chunks, window):
                 decoded = [delayed(decode_chunk)(c, spec, device) for c in part]
                 tasks = []
                 link = state
                 for c, frames in zip(part, decoded):
-                    out = delayed(keyframe_chain, nout=2)(c, spec, frames, link)
+                    out = delayed(chain, nout=2)(c, spec, frames, link)
                     tasks.append(out[0])
                     link = out[1]
                 *tables, state = _compute_local(tasks + [link], scheduler, pool)
@@ -134,14 +139,15 @@ def _run_distributed(client, chunks, spec, device, on_table, reference, window):
     if reference is not None:
         ref = client.submit(prepare_reference, *reference, spec, device, pure=False).result()
         ref = client.scatter(ref, broadcast=True)
-    if spec.mode == "keyframes":
+    if spec.mode in _CHAINS:
+        chain = _CHAINS[spec.mode]
         state = None
         for part in _windows(chunks, window):
             decoded = [client.submit(decode_chunk, c, spec, device, pure=False) for c in part]
             link = state
             results = []
             for c, frames in zip(part, decoded):
-                out = client.submit(keyframe_chain, c, spec, frames, link, pure=False)
+                out = client.submit(chain, c, spec, frames, link, pure=False)
                 results.append(out)
                 link = client.submit(lambda pair: pair[1], out, pure=False)
             for c, fut in zip(part, results):

@@ -1,12 +1,13 @@
 """What one Dask task does: decode its frames once, measure its pairs, return rows.
 
-Tasks receive paths and options, never pixels (the keyframe chain passes one prepared
-frame along); they return a small Arrow table. A file that cannot be read becomes an
-error row; nothing escapes a task as an exception for bad input.
+Tasks receive paths and options, never pixels (the keyframe and background chains pass
+one frame or one model along); they return a small Arrow table. A file that cannot be
+read becomes an error row; nothing escapes a task as an exception for bad input.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,15 +15,27 @@ import numpy as np
 from framediff import kernels as K
 
 from .decode import DecodeError
-from .engine import FrameStack, measure_pairs, prepare_stack, read_frame
+from .engine import FrameStack, change_kinds, fit_frame, measure_pair_images, measure_pairs, prepare_stack, read_frame
 from .options import Options
 from .rows import RowBuffer, changed_flags, row_schema
 
-__all__ = ["MAX_LOOKBACK", "Chunk", "ScanSpec", "Frames", "run_chunk"]
+__all__ = [
+    "MAX_LOOKBACK",
+    "Chunk",
+    "Frames",
+    "ScanSpec",
+    "background_chain",
+    "decode_chunk",
+    "keyframe_chain",
+    "run_chunk",
+]
 
 #: How far back a consecutive comparison looks for a readable frame when its
 #: predecessor is unreadable. Fixed, so rows do not depend on chunk boundaries.
 MAX_LOOKBACK = 64
+
+#: Decode failures that mean the file itself is damaged (change kind 'corrupt').
+_DAMAGED = frozenset({"empty", "truncated", "corrupt", "not-an-image", "unsupported"})
 
 
 @dataclass(frozen=True)
@@ -33,11 +46,11 @@ class ScanSpec:
     mode: str
     thresholds: tuple = ()
     names: tuple = ()  # report path of every frame, by index
-    integer_l1: bool = True
+    mask_dir: str | None = None  # background mode: where foreground masks go
 
     @property
     def schema(self):
-        return row_schema(self.options.metrics, integer_l1=self.integer_l1, keyframes=self.mode == "keyframes")
+        return row_schema(self.options, self.mode)
 
 
 @dataclass(frozen=True)
@@ -49,7 +62,7 @@ class Chunk:
     number : int
         Position of this chunk's rows in the report.
     targets : tuple of int
-        Frames compared as ``b`` (consecutive, reference, keyframes).
+        Frames compared as ``b`` (consecutive, reference, keyframes, background).
     paths : dict int -> str
         Paths of every frame this task may decode (targets, overlap, look-back).
     pairs : tuple of (pair, index_a, index_b)
@@ -62,36 +75,106 @@ class Chunk:
     pairs: tuple = ()
 
 
-class Frames:
-    """Frames decoded and prepared once, grouped into stacks of equal shape."""
+_stack_pool = threading.local()
 
-    def __init__(self, opts: Options, xp):
+
+def _pooled_stack(capacity: int, shape: tuple, dtype) -> np.ndarray:
+    """A per-thread (capacity, H, W) buffer reused by the next task on this thread.
+
+    Fresh multi-megabyte arrays per frame cost page faults, and concurrent faults
+    serialise worker threads on the kernel's memory-map lock.
+    """
+    key = (capacity, shape, np.dtype(dtype).str)
+    cached = getattr(_stack_pool, "stack", None)
+    if cached is None or cached[0] != key:
+        cached = (key, np.empty((capacity, *shape), dtype))
+        _stack_pool.stack = cached
+    return cached[1]
+
+
+class Frames:
+    """Frames decoded and prepared once, grouped into stacks of equal shape.
+
+    Gray frames of the common shape are decoded straight into one stack (slots of a
+    reused buffer when ``reuse`` is set, safe only while the task runs); frames of
+    another shape or dtype, and colour frames, are kept aside and stacked per shape.
+    The decoded (raw) frames stay reachable for pairwise measurement.
+    """
+
+    def __init__(self, opts: Options, xp, capacity: int = 0, reuse: bool = False):
         self.opts = opts
         self.xp = xp
+        self.capacity = capacity
+        self.reuse = reuse
         self.errors: dict[int, DecodeError] = {}
+        self.actions: dict[int, str] = {}
+        self._stack = None
+        self._slots: dict[int, int] = {}
         self._host: dict[int, np.ndarray] = {}
+        self._raw: dict[int, np.ndarray] = {}
         self._where: dict[int, tuple[FrameStack, int]] = {}
+
+    def _slot(self):
+        if self._stack is None or len(self._slots) >= len(self._stack):
+            return None
+        return self._stack[len(self._slots)]
 
     def load(self, index: int, path: str) -> bool:
         """Decode frame ``index`` unless already tried; True when it is readable."""
-        if index in self._host or index in self._where:
+        if self.readable(index):
             return True
         if index in self.errors:
             return False
+        slot = self._slot()
         try:
-            image = read_frame(path, self.opts)
+            image = read_frame(path, self.opts, out=slot)
         except DecodeError as exc:
             self.errors[index] = exc
             return False
-        self._host[index] = np.array(image, copy=True)  # the decoder reuses its buffer
+        image, action = fit_frame(image, self.opts)
+        if action:
+            self.actions[index] = action
+        if slot is not None and np.shares_memory(image, slot):
+            self._slots[index] = len(self._slots)
+        elif self._stack is None and image.ndim == 2 and self.capacity > 0:
+            if self.reuse:
+                self._stack = _pooled_stack(self.capacity, image.shape, image.dtype)
+            else:
+                self._stack = np.empty((self.capacity, *image.shape), image.dtype)
+            self._stack[0] = image
+            self._slots[index] = 0
+        elif slot is not None and image.shape == slot.shape and image.dtype == slot.dtype:
+            slot[...] = image
+            self._slots[index] = len(self._slots)
+        else:
+            self._host[index] = np.array(image, copy=True)  # the decoder reuses its buffer
         return True
 
-    def add_prepared(self, index: int, stack: FrameStack, position: int) -> None:
+    def add_prepared(self, index: int, stack: FrameStack | None, position: int = 0, raw=None) -> None:
         """Register a frame prepared elsewhere (the reference, the last kept frame)."""
-        self._where[index] = (stack, position)
+        if stack is not None:
+            self._where[index] = (stack, position)
+        if raw is not None:
+            self._raw[index] = raw
 
-    def prepare(self) -> None:
-        """Prepare every decoded frame: one stack per (shape, dtype), on the backend."""
+    def prepare(self, *, raw_only: bool = False) -> None:
+        """Prepare every decoded frame once: one stack per (shape, dtype), on the backend.
+
+        With pairwise options (alignment, exposure matching, colour), or ``raw_only``
+        (the background model), frames are kept as decoded; each pair prepares its own
+        (see ``measure_pair_images``).
+        """
+        for i, pos in self._slots.items():
+            self._raw[i] = self._stack[pos]
+        self._raw.update(self._host)
+        if self.opts.pairwise or raw_only:
+            self._slots.clear()
+            self._host.clear()
+            return
+        if self._slots:
+            stack = prepare_stack(self._stack[: len(self._slots)], self.opts, self.xp)
+            for i, pos in self._slots.items():
+                self._where[i] = (stack, pos)
         groups: dict[tuple, list[int]] = {}
         for index, image in self._host.items():
             groups.setdefault((image.shape, image.dtype.str), []).append(index)
@@ -101,55 +184,119 @@ class Frames:
             for pos, i in enumerate(indices):
                 self._where[i] = (stack, pos)
         self._host.clear()
+        self._slots.clear()
+
+    def raw(self, index: int) -> np.ndarray:
+        return self._raw[index]
 
     def shape(self, index: int):
-        return self._where[index][0].shape
+        return tuple(self._raw[index].shape[:2]) if index in self._raw else self._where[index][0].shape
 
     def lookup(self, index: int):
         return self._where[index]
 
     def readable(self, index: int) -> bool:
-        return index in self._where or index in self._host
+        return index in self._where or index in self._host or index in self._slots or index in self._raw
+
+    def keep(self, index: int):
+        """A small, self-contained copy of one frame for a chain's state."""
+        raw = np.array(self._raw[index], copy=True) if index in self._raw else None
+        prepared = self._where[index][0].take(self._where[index][1]) if index in self._where else None
+        return index, prepared, raw
+
+
+def _shape_action(frames: Frames, a: int, b: int) -> str:
+    parts = [f"{frames.actions[i].replace('resize', 'resize ' + name, 1)}" for name, i in (("a", a), ("b", b)) if i in frames.actions]
+    return "; ".join(parts) or "none"
+
+
+def _row_common(spec, pair, a, b, shape):
+    height, width = shape
+    return dict(pair=pair, index_a=a, index_b=b, path_a=spec.names[a], path_b=spec.names[b], height=height, width=width)
 
 
 def _measure(frames: Frames, planned, spec: ScanSpec, rows: RowBuffer, notes: dict) -> dict:
-    """Measure ``planned`` (pair, a, b) triples that are all readable; add their rows.
+    """Measure ``planned`` (pair, a, b) triples whose frames are readable; add their rows.
 
-    Pairs of different shapes become ``size-mismatch`` rows. Returns
-    ``{pair: changed}`` for the measured ones.
+    Pairs of different shapes become ``size-mismatch`` rows unless a shape policy
+    (``--resize``/``--crop``) applies. Returns ``{pair: changed}`` for measured pairs.
     """
-    groups: dict[tuple, list] = {}
-    outcome = {}
-    for pair, a, b in planned:
-        if frames.shape(a) != frames.shape(b):
-            ha, wa = frames.shape(a)
-            hb, wb = frames.shape(b)
-            _error_row(rows, spec, pair, a, b, "size-mismatch", f"{wb}x{hb} differs from {wa}x{ha} of {spec.names[a]}")
-            continue
-        sa, pa_ = frames.lookup(a)
-        sb, pb = frames.lookup(b)
-        groups.setdefault((id(sa), id(sb)), [sa, sb, []])[2].append((pair, a, b, pa_, pb))
+    opts = spec.options
     thresholds = dict(spec.thresholds)
+    policy = opts.resize != "error" or bool(opts.crop)
+    groups: dict[tuple, list] = {}
+    single = []
+    for pair, a, b in planned:
+        if opts.pairwise or frames.shape(a) != frames.shape(b):
+            if opts.pairwise or policy:
+                single.append((pair, a, b))
+                continue
+            (ha, wa), (hb, wb) = frames.shape(a), frames.shape(b)
+            reason = f"{wb}x{hb} differs from {wa}x{ha} of {spec.names[a]} (see --resize, --crop)"
+            _error_row(rows, spec, pair, a, b, "size-mismatch", reason)
+            continue
+        sa, pos_a = frames.lookup(a)
+        sb, pos_b = frames.lookup(b)
+        groups.setdefault((id(sa), id(sb)), [sa, sb, []])[2].append((pair, a, b, pos_a, pos_b))
+    outcome = {}
     for sa, sb, items in groups.values():
-        values = measure_pairs(sa, [t[3] for t in items], sb, [t[4] for t in items], spec.options)
+        values = measure_pairs(sa, [t[3] for t in items], sb, [t[4] for t in items], opts)
         flags = changed_flags(values, thresholds)
+        kinds = {}
+        if opts.change_kind:
+            changed_items = [t for k, t in enumerate(items) if flags[k]]
+            labels = change_kinds(sa, [t[3] for t in changed_items], sb, [t[4] for t in changed_items])
+            kinds = {t[0]: label for t, label in zip(changed_items, labels)}
         for k, (pair, a, b, _pa, _pb) in enumerate(items):
-            height, width = sa.shape
+            extra = {"shape_action": _shape_action(frames, a, b)} if policy else {}
             rows.add(
-                pair=pair,
-                index_a=a,
-                index_b=b,
-                path_a=spec.names[a],
-                path_b=spec.names[b],
-                height=height,
-                width=width,
+                **_row_common(spec, pair, a, b, sa.shape),
                 changed=bool(flags[k]),
                 status="ok",
                 note=notes.get(pair),
+                change_kind=kinds.get(pair),
+                **extra,
                 **{name: column[k].item() for name, column in values.items()},
             )
             outcome[pair] = bool(flags[k])
+    for pair, a, b in single:
+        outcome.update(_measure_single(frames, pair, a, b, spec, rows, notes, thresholds))
     return outcome
+
+
+def _measure_single(frames, pair, a, b, spec, rows, notes, thresholds) -> dict:
+    """One pair through the pairwise path (alignment, exposure matching, colour, shapes)."""
+    from framediff.kernels.shape import ShapeMismatchError
+
+    opts = spec.options
+    raw_a, raw_b = frames.raw(a), frames.raw(b)
+    try:
+        values = measure_pair_images(raw_a, raw_b, opts, frames.xp)
+    except ShapeMismatchError as exc:
+        _error_row(rows, spec, pair, a, b, "size-mismatch", str(exc))
+        return {}
+    except ValueError as exc:  # e.g. no overlap left after alignment
+        _error_row(rows, spec, pair, a, b, "not-comparable", str(exc))
+        return {}
+    if "shape_action" in values and frames.actions.keys() & {a, b}:
+        values["shape_action"] = "; ".join(p for p in (_shape_action(frames, a, b), values["shape_action"]) if p != "none") or "none"
+    changed = bool(changed_flags({k: [v] for k, v in values.items() if k in thresholds}, thresholds)[0]) if thresholds else False
+    kind = None
+    if changed and opts.change_kind and raw_a.shape == raw_b.shape:
+        ga = K.to_gray(raw_a, "luma") if raw_a.ndim == 3 else raw_a
+        gb = K.to_gray(raw_b, "luma") if raw_b.ndim == 3 else raw_b
+        stack_a = prepare_stack([ga], _plain(opts), frames.xp)
+        stack_b = prepare_stack([gb], _plain(opts), frames.xp)
+        kind = change_kinds(stack_a, [0], stack_b, [0])[0]
+    shape = raw_a.shape[:2]
+    rows.add(**_row_common(spec, pair, a, b, shape), changed=changed, status="ok", note=notes.get(pair), change_kind=kind, **values)
+    return {pair: changed}
+
+
+def _plain(opts: Options) -> Options:
+    import dataclasses
+
+    return dataclasses.replace(opts, normalize="none", blur=0.0, median=0, edges="none", metrics=("l1",))
 
 
 def _error_row(rows, spec, pair, a, b, kind, reason, note=None):
@@ -163,11 +310,12 @@ def _error_row(rows, spec, pair, a, b, kind, reason, note=None):
         error_kind=kind,
         error=reason,
         note=note,
+        change_kind="corrupt" if kind in _DAMAGED and spec.options.change_kind else None,
     )
 
 
 def _consecutive(chunk: Chunk, spec: ScanSpec, xp):
-    frames = Frames(spec.options, xp)
+    frames = Frames(spec.options, xp, capacity=len(chunk.targets) + 1, reuse=True)
     rows = RowBuffer(spec.schema)
     planned, notes = [], {}
     for i in chunk.targets:
@@ -195,8 +343,8 @@ def _consecutive(chunk: Chunk, spec: ScanSpec, xp):
 
 
 def _reference(chunk: Chunk, spec: ScanSpec, xp, ref):
-    ref_index, ref_stack, ref_error = ref
-    frames = Frames(spec.options, xp)
+    ref_index, ref_stack, ref_raw, ref_error = ref
+    frames = Frames(spec.options, xp, capacity=len(chunk.targets), reuse=True)
     rows = RowBuffer(spec.schema)
     planned = []
     for i in chunk.targets:
@@ -208,14 +356,14 @@ def _reference(chunk: Chunk, spec: ScanSpec, xp, ref):
         else:
             planned.append((i, ref_index, i))
     frames.prepare()
-    if ref_stack is not None:
-        frames.add_prepared(ref_index, ref_stack, 0)
+    if ref_error is None:
+        frames.add_prepared(ref_index, ref_stack, 0, raw=ref_raw)
     _measure(frames, planned, spec, rows, {})
     return rows.table()
 
 
 def _pairs(chunk: Chunk, spec: ScanSpec, xp):
-    frames = Frames(spec.options, xp)
+    frames = Frames(spec.options, xp, capacity=len(chunk.paths), reuse=True)
     rows = RowBuffer(spec.schema)
     planned = []
     for pair, a, b in chunk.pairs:
@@ -234,63 +382,127 @@ def _pairs(chunk: Chunk, spec: ScanSpec, xp):
 
 
 def prepare_reference(index: int, path: str, spec: ScanSpec, device: str):
-    """Decode and prepare the reference frame once for all reference-mode tasks."""
-    xp = K.resolve_device(device)
-    try:
-        image = read_frame(path, spec.options)
-    except DecodeError as exc:
-        return index, None, f"{exc.kind}: {exc.reason}"
-    return index, prepare_stack([np.array(image)], spec.options, xp), None
+    """Decode and prepare the reference frame once for all reference-mode tasks.
+
+    Returns ``(index, FrameStack or None, raw image or None, error text or None)``.
+    """
+    frames = Frames(spec.options, K.resolve_device(device), capacity=1)
+    if not frames.load(index, path):
+        exc = frames.errors[index]
+        return index, None, None, f"{exc.kind}: {exc.reason}"
+    frames.prepare()
+    _, prepared, raw = frames.keep(index)
+    return index, prepared, raw, None
 
 
 def decode_chunk(chunk: Chunk, spec: ScanSpec, device: str) -> Frames:
-    """Decode and prepare a keyframes chunk (runs in parallel ahead of the chain)."""
-    frames = Frames(spec.options, K.resolve_device(device))
+    """Decode and prepare a chain chunk (runs in parallel ahead of the chain)."""
+    # No buffer reuse: these frames outlive the task (the chain consumes them later).
+    frames = Frames(spec.options, K.resolve_device(device), capacity=len(chunk.targets))
     for i in chunk.targets:
         frames.load(i, chunk.paths[i])
-    frames.prepare()
+    frames.prepare(raw_only=spec.mode == "background")
     return frames
 
 
 def keyframe_chain(chunk: Chunk, spec: ScanSpec, frames: Frames, state):
     """Compare each frame with the last kept one, in order; return (rows, new state).
 
-    ``state`` is ``None`` before the first frame, else ``(kept_index, FrameStack)``
-    holding just the last kept frame, so the chain passes one frame between tasks.
+    ``state`` is ``None`` before the first frame, else what :meth:`Frames.keep`
+    returns for the last kept frame, so the chain passes one frame between tasks.
     """
     rows = RowBuffer(spec.schema)
     for i in chunk.targets:
         if not frames.readable(i):
             err = frames.errors[i]
-            kept_index = state[0] if state else None
-            _error_row(rows, spec, i, kept_index, i, err.kind, err.reason)
+            _error_row(rows, spec, i, state[0] if state else None, i, err.kind, err.reason)
             continue
         if state is None:  # the first readable frame is kept; nothing to compare it with
-            state = _keep(frames, i)
+            state = frames.keep(i)
             rows.add(pair=i, index_b=i, path_b=spec.names[i], status="ok", kept=True, note="first frame: kept")
             continue
-        kept_index, kept_stack = state
-        frames.add_prepared(kept_index, kept_stack, 0)
+        kept_index, kept_stack, kept_raw = state
+        frames.add_prepared(kept_index, kept_stack, 0, raw=kept_raw)
         before = len(rows)
         outcome = _measure(frames, [(i, kept_index, i)], spec, rows, {})
         changed = outcome.get(i)
-        if changed is None and len(rows) > before:  # size mismatch: start again from this frame
+        if changed is None and len(rows) > before:  # not comparable: start again from this frame
             changed = True
         rows.columns["kept"][-1] = bool(changed)
         if changed:
-            state = _keep(frames, i)
+            state = frames.keep(i)
     return rows.table(), state
 
 
-def _keep(frames: Frames, index: int):
-    stack, pos = frames.lookup(index)
-    # Copies, so the chain does not keep a whole decoded chunk alive through a view.
-    one = FrameStack(
-        stack.pixels[pos : pos + 1].copy(),
-        None if stack.probabilities is None else stack.probabilities[pos : pos + 1].copy(),
-        stack.data_range,
-    )
-    return index, one
+def background_chain(chunk: Chunk, spec: ScanSpec, frames: Frames, state):
+    """Show the frames to the background model in order; one row per frame.
+
+    ``state`` is the :class:`~framediff.kernels.background.BackgroundModel` after the
+    previous chunk (``None`` at the start). Frames that cannot be read, or have another
+    shape than the model, are error rows and do not touch the model.
+    """
+    from framediff.kernels.background import update_background
+
+    opts = spec.options
+    mask_dir = spec.mask_dir
+    rows = RowBuffer(spec.schema)
+    thresholds = dict(spec.thresholds)
+    for i in chunk.targets:
+        if not frames.readable(i):
+            err = frames.errors[i]
+            _error_row(rows, spec, i, None, i, err.kind, err.reason)
+            continue
+        raw = frames.raw(i)
+        gray = K.to_gray(raw, "luma") if raw.ndim == 3 else raw
+        if state is not None and tuple(state.mean.shape) != gray.shape:
+            h, w = state.mean.shape
+            _error_row(rows, spec, i, None, i, "size-mismatch", f"{gray.shape[1]}x{gray.shape[0]} differs from the model's {w}x{h}")
+            continue
+        state, fraction, masks = update_background(
+            state,
+            frames.xp.asarray(gray)[None],
+            mode=opts.bg_method,
+            learning_rate=opts.learning_rate,
+            window=opts.window,
+            k=opts.k,
+            warmup=opts.warmup,
+            return_masks=mask_dir is not None,
+            xp=frames.xp,
+        )
+        value = float(K.to_numpy(fraction)[0])
+        changed = bool(changed_flags({"foreground_fraction": [value]}, thresholds)[0]) if thresholds else False
+        note = "warm-up: learning the background" if np.isnan(value) else None
+        if mask_dir is not None and masks is not None and not np.isnan(value):
+            _write_mask(mask_dir, spec.names[i], K.to_numpy(masks[0]))
+        rows.add(
+            pair=i,
+            index_b=i,
+            path_b=spec.names[i],
+            height=gray.shape[0],
+            width=gray.shape[1],
+            foreground_fraction=None if np.isnan(value) else value,
+            changed=changed,
+            status="ok",
+            note=note,
+        )
+    return rows.table(), state
+
+
+def _write_mask(mask_dir, name: str, mask: np.ndarray) -> None:
+    """Write a foreground mask as an 8-bit PNG named after the frame, inside mask_dir."""
+    import os
+    from pathlib import Path
+
+    import imageio.v3 as iio
+
+    root = Path(mask_dir).resolve()
+    target = (root / (os.path.splitext(name)[0] + ".mask.png")).resolve()
+    if root not in target.parents:  # a crafted name must not escape the folder
+        target = root / (Path(name).name + ".mask.png")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    iio.imwrite(tmp, mask.astype(np.uint8) * 255, extension=".png")
+    os.replace(tmp, target)
 
 
 def run_chunk(chunk: Chunk, spec: ScanSpec, device: str, ref=None):

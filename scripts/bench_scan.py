@@ -1,0 +1,220 @@
+#!/usr/bin/env python
+"""Side-by-side throughput of framediff scan against its ceiling and its peers, in one run.
+
+Generates N synthetic 1920x1080 q90 JPEG frames (a real photograph as texture, sensor
+noise, lighting drift, an object, a light switch, a shake, duplicates), then measures
+images/s of, each in its own subprocess (so peak RSS is its own):
+
+  decode-1       decode-only with the scan's decoder (libjpeg-turbo to luma), 1 thread
+  decode-2       the same on 2 threads: the ceiling for 2 workers
+  scan-1         framediff scan, defaults, 1 worker (threads scheduler)
+  scan-2         framediff scan, defaults, 2 workers
+  scale-0.25     framediff scan --scale 0.25, 1 worker
+  classic        the classic loop: both images of every pair decoded (imageio RGB),
+                 channel mean, min-max, float64 L1/L0, one core
+  pyscenedetect  PySceneDetect's ContentDetector on the same frames (when installed)
+
+and prints each figure, the ratios the targets are stated in, and peak RSS.
+With --rss-frames N2 it also scans N2 frames (default off; 5000 for the acceptance
+check) to show peak RSS stays flat as the frame count grows.
+
+Usage:  python scripts/bench_scan.py [--frames 600] [--rss-frames 5000] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORKERS = {}
+
+
+def _rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def worker_decode(frames_dir: str, threads: int) -> dict:
+    """Decode every frame to luma with the scan's decoder, on ``threads`` threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from framediff.decode import read_image
+
+    paths = sorted(Path(frames_dir).glob("*.jpg"))
+    read_image(paths[0], gray="luma")  # warm-up (buffers)
+
+    def run(part):
+        for p in part:
+            try:
+                read_image(p, gray="luma")
+            except Exception:  # the corrupt frame
+                pass
+
+    parts = [paths[i::threads] for i in range(threads)]
+    t = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(run, parts))
+    return {"images": len(paths), "seconds": time.perf_counter() - t}
+
+
+def worker_scan(frames_dir: str, workers: int, scale: float = 1.0) -> dict:
+    """framediff's scan engine with its defaults, timed without interpreter start-up."""
+    from framediff.options import make_options
+    from framediff.scan import run_scan
+
+    opts = make_options("fast", scale=scale, device="cpu")
+    # Warm-up on a few frames: compiles (or loads cached) kernels, like a long run would.
+    warm = sorted(Path(frames_dir).glob("*.jpg"))[:8]
+    run_scan([str(p) for p in warm], options=opts, workers=workers)
+    t = time.perf_counter()
+    result = run_scan(frames_dir, options=opts, workers=workers, chunk_size=64, scheduler="threads")
+    seconds = time.perf_counter() - t
+    return {"images": result.summary["inputs"], "seconds": seconds, "changed": result.summary["changed"]}
+
+
+def worker_classic(frames_dir: str) -> dict:
+    """The classic loop: every pair decodes both images again, float64 throughout."""
+    import imageio.v3 as iio
+    import numpy as np
+
+    def to_grayscale(arr):
+        return np.average(arr, -1) if arr.ndim == 3 else arr
+
+    def normalize(arr):
+        rng = arr.max() - arr.min()
+        amin = arr.min()
+        return (arr - amin) * 255 / rng
+
+    paths = sorted(Path(frames_dir).glob("*.jpg"))
+    t = time.perf_counter()
+    done = 0
+    for a, b in zip(paths, paths[1:]):
+        try:
+            img1 = to_grayscale(iio.imread(a).astype(float))
+            img2 = to_grayscale(iio.imread(b).astype(float))
+        except Exception:
+            continue
+        diff = normalize(img1) - normalize(img2)
+        _m = np.sum(np.abs(diff))
+        _z = np.linalg.norm(diff.ravel(), 0)
+        done += 1
+    return {"images": len(paths), "seconds": time.perf_counter() - t, "pairs": done}
+
+
+def worker_pyscenedetect(frames_dir: str) -> dict:
+    """PySceneDetect's content detector over the same frames (as an image sequence)."""
+    from scenedetect import ContentDetector, detect
+
+    pattern = str(Path(frames_dir) / "frame_%05d.jpg")
+    n = len(list(Path(frames_dir).glob("*.jpg")))
+    t = time.perf_counter()
+    scenes = detect(pattern, ContentDetector())
+    return {"images": n, "seconds": time.perf_counter() - t, "scenes": len(scenes)}
+
+
+def _child(kind: str, args: list) -> dict:
+    """Run one measurement in a fresh interpreter; return its figures and peak RSS."""
+    code = (
+        "import json, sys; sys.path.insert(0, %r); import bench_scan as b; "
+        "r = getattr(b, 'worker_' + %r)(*%r); r['rss_mib'] = b._rss_mib(); print(json.dumps(r))"
+    ) % (str(Path(__file__).parent), kind, args)
+    env = dict(os.environ)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _generate(directory: Path, n: int) -> None:
+    from framediff.synthetic import make_timelapse
+
+    if len(list(directory.glob("*.jpg"))) == n:
+        return
+    t = time.perf_counter()
+    make_timelapse(directory, n_frames=n, size=(1080, 1920), quality=90, seed=1)
+    print(f"generated {n} 1920x1080 q90 JPEG frames in {time.perf_counter() - t:.1f} s", flush=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=600)
+    parser.add_argument("--rss-frames", type=int, default=0, help="also scan this many frames for peak RSS")
+    parser.add_argument("--out", help="keep generated frames here (default: a temporary folder)")
+    parser.add_argument("--skip", default="", help="comma-separated measurements to skip")
+    args = parser.parse_args(argv)
+    base = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="framediff-bench-"))
+    frames = base / f"frames-{args.frames}"
+    frames.mkdir(parents=True, exist_ok=True)
+    _generate(frames, args.frames)
+    skip = set(filter(None, args.skip.split(",")))
+    plan = [
+        ("decode-1", "decode", [str(frames), 1]),
+        ("decode-2", "decode", [str(frames), 2]),
+        ("scan-1", "scan", [str(frames), 1]),
+        ("scan-2", "scan", [str(frames), 2]),
+        ("scale-0.25", "scan", [str(frames), 1, 0.25]),
+        ("classic", "classic", [str(frames)]),
+        ("pyscenedetect", "pyscenedetect", [str(frames)]),
+    ]
+    results = {}
+    print(f"{'measurement':<16}{'images/s':>10}{'seconds':>10}{'peak RSS MiB':>14}", flush=True)
+    for name, kind, wargs in plan:
+        if name in skip:
+            continue
+        r = _child(kind, wargs)
+        results[name] = r
+        if "error" in r:
+            print(f"{name:<16}{'n/a':>10}  ({r['error']})", flush=True)
+            continue
+        r["rate"] = r["images"] / r["seconds"]
+        print(f"{name:<16}{r['rate']:>10.1f}{r['seconds']:>10.2f}{r['rss_mib']:>14.0f}", flush=True)
+
+    def rate(key):
+        r = results.get(key, {})
+        return r.get("rate")
+
+    print()
+    print("ratios (target in brackets):")
+    checks = [
+        ("scan-1 / decode-1", rate("scan-1"), rate("decode-1"), 0.75),
+        ("scan-1 / classic", rate("scan-1"), rate("classic"), 12.0),
+        ("scan-2 / scan-1", rate("scan-2"), rate("scan-1"), 1.75),
+        ("scan-2 / pyscenedetect", rate("scan-2"), rate("pyscenedetect"), 2.0),
+        ("scale-0.25 / scan-1", rate("scale-0.25"), rate("scan-1"), 1.8),
+        ("scan-2 / decode-2", rate("scan-2"), rate("decode-2"), None),
+    ]
+    for label, num, den, target in checks:
+        if num and den:
+            ratio = num / den
+            verdict = "" if target is None else ("  ok" if ratio >= target else "  BELOW TARGET")
+            tgt = "" if target is None else f" [>= {target}]"
+            print(f"  {label:<26}{ratio:6.2f}{tgt}{verdict}")
+        else:
+            print(f"  {label:<26}   n/a")
+    if args.rss_frames:
+        big = base / f"frames-{args.rss_frames}"
+        big.mkdir(parents=True, exist_ok=True)
+        _generate(big, args.rss_frames)
+        r = _child("scan", [str(big), 2])
+        small = results.get("scan-2", {})
+        print()
+        if "error" in r:
+            print(f"peak RSS check failed to run: {r['error']}")
+        else:
+            print(
+                f"peak RSS, 2 workers: {small.get('rss_mib', float('nan')):.0f} MiB at {args.frames} frames, "
+                f"{r['rss_mib']:.0f} MiB at {args.rss_frames} frames ({r['images'] / r['seconds']:.1f} images/s)"
+                f" [< 1024 MiB and flat]"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
