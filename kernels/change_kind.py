@@ -20,6 +20,7 @@ __all__ = [
     "CHANGE_KIND_THRESHOLDS",
     "change_kind_features",
     "classify_change",
+    "extreme_pairs",
 ]
 
 #: Labels :func:`classify_change` assigns, in decision order.
@@ -241,6 +242,23 @@ def _column(metrics, key):
     return np.atleast_1d(to_numpy(metrics[key])).astype(np.float64)  # synchronize
 
 
+def extreme_pairs(
+    hist_distance,
+    ssim,
+    *,
+    corrupt_hist: float = CHANGE_KIND_THRESHOLDS["corrupt_hist"],
+    corrupt_ssim: float = CHANGE_KIND_THRESHOLDS["corrupt_ssim"],
+):
+    """True where two images are extremely different (no shared histogram or structure).
+
+    A frame extremely different from both its neighbours is labelled ``'corrupt'``.
+    """
+    hist_distance = np.asarray(hist_distance, dtype=np.float64)
+    ssim = np.asarray(ssim, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return (hist_distance >= corrupt_hist) | (ssim <= corrupt_ssim)
+
+
 def classify_change(
     metrics,
     *,
@@ -375,8 +393,7 @@ def classify_change(
         return values
 
     def extreme(hist, ssim):
-        with np.errstate(invalid="ignore"):
-            return (hist >= corrupt_hist) | (ssim <= corrupt_ssim)
+        return extreme_pairs(hist, ssim, corrupt_hist=corrupt_hist, corrupt_ssim=corrupt_ssim)
 
     hist, ssim = col["hist_distance"], col["ssim"]
     pair_extreme = extreme(hist, ssim)

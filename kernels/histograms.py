@@ -117,11 +117,13 @@ def histograms(images, bins: int = 256, value_range=None, *, xp=None):
     flat = batch.reshape(batch.shape[0], -1)
     integer = np.issubdtype(np.dtype(str(batch.dtype)), np.integer) and batch.dtype.itemsize <= 2
     if integer and not is_cupy(flat):
-        from ._cpu_fused import histogram_lut
+        from ._cpu_fused import histogram_lut, histogram_u8_256
 
-        lut = _bin_lookup(batch.dtype, bins, lo, hi)
         out = np.empty((flat.shape[0], bins), np.int64)
-        histogram_lut(np.ascontiguousarray(flat), lut, bins, out)
+        if batch.dtype == np.uint8 and bins == 256 and (lo, hi) == (0.0, 256.0):
+            histogram_u8_256(np.ascontiguousarray(flat), out)  # the default scan: bin = value
+        else:
+            histogram_lut(np.ascontiguousarray(flat), _bin_lookup(batch.dtype, bins, lo, hi), bins, out)
     elif is_cupy(flat) and integer and batch.dtype.kind == "u":
         from ._gpu_fused import histograms as gpu_histograms
 

@@ -146,9 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_compare_options(p)
     p.set_defaults(run=_run_compare)
 
-    from . import cli_scan
+    from . import cli_report, cli_scan
 
     cli_scan.register(sub)
+    cli_report.register(sub)
     return parser
 
 

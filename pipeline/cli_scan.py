@@ -101,7 +101,14 @@ def _run_scan(args) -> int:
         progress=_progress_for(args, args.mode),
         strict=args.strict,
         mask_dir=args.masks,
+        resume=args.resume,
+        retries=args.retries,
+        file_timeout=args.file_timeout,
     )
+    if args.html and result.report is not None:
+        from .html_report import write_html_report
+
+        write_html_report(result.report, args.html)
     s = result.summary
     if not args.quiet:
         print(
@@ -121,8 +128,12 @@ def _add_scan_arguments(p) -> None:
     p.add_argument("-o", "--output", help="report path (.parquet or .csv); default framediff-report.parquet")
     p.add_argument("--format", choices=("parquet", "csv"), help="report format (default: from the suffix)")
     p.add_argument("--partitioned", action="store_true", help="write a folder of part files (big runs)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report (or an interrupted run)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run: compute only missing partitions")
+    p.add_argument("--retries", type=int, default=0, help="further attempts after a transient read error (default 0)")
+    p.add_argument("--file-timeout", type=float, help="seconds before a hung decode becomes an error row")
     p.add_argument("--summary", help="JSON summary path (default: next to the report)")
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report (see 'framediff report')")
     p.add_argument(
         "--mode", default="consecutive", choices=("consecutive", "reference", "pairs", "keyframes", "background")
     )

@@ -112,7 +112,12 @@ def _shape_after(a, b, opts):
     target = parse_size(opts.resize)
     if target:
         return target
-    return (min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])) if opts.crop or opts.resize == "smallest" else tuple(a.shape[:2])
+    (ha, wa), (hb, wb) = a.shape[:2], b.shape[:2]
+    if opts.crop:
+        return (min(ha, hb), min(wa, wb))
+    if opts.resize == "smallest" and ha * wa > hb * wb:  # the image with more pixels goes to the other's shape
+        return (hb, wb)
+    return (ha, wa)
 
 
 def _common_dtype(a, b):

@@ -2,15 +2,28 @@
 
 JPEG, the common case, goes through libjpeg-turbo (simplejpeg): straight to the luma
 plane when the comparison is grayscale, downscaled in the DCT domain for ``scale < 1``,
-into reused buffers. Everything else goes through imageio v3 (Pillow plugin) with EXIF
-orientation applied and 16-bit, palette and CMYK images converted explicitly.
+into reused buffers. Everything else goes through Pillow, with EXIF orientation applied
+and 16-bit, palette and CMYK images converted explicitly.
+
+Hostile files are expected: every failure is a :class:`DecodeError` with a kind, never
+another exception, and the declared size is checked against ``max_pixels`` before any
+pixel buffer is allocated (the JPEG header; Pillow's lazy open). Only regular files are
+read (a FIFO or a device named ``*.jpg`` is refused, not waited on), and a file larger
+than any image within ``max_pixels`` could be is refused before it is read.
+
+A compressed PNG text chunk (zTXt, iTXt, iCCP) that inflates beyond Pillow's limit
+(``PngImagePlugin.MAX_TEXT_CHUNK``, 1 MiB; 64 MiB for all text chunks together) is a
+``bomb``: Pillow stops inflating at its limit, so nothing large is allocated, and the
+file is refused rather than decoded without its metadata.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import math
 import os
+import stat
 import struct
 import threading
 import warnings
@@ -21,6 +34,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DecodeError",
     "decoded_shape",
+    "max_file_bytes",
     "read_bytes",
     "downscale",
     "read_image",
@@ -39,8 +53,8 @@ class DecodeError(Exception):
     Attributes
     ----------
     kind : str
-        One of ``missing``, ``permission``, ``not-a-file``, ``empty``, ``truncated``,
-        ``corrupt``, ``not-an-image``, ``bomb``, ``unsupported``.
+        One of ``missing``, ``permission``, ``unreadable``, ``not-a-file``, ``empty``,
+        ``truncated``, ``corrupt``, ``not-an-image``, ``bomb``, ``unsupported``.
     reason : str
         A short human-readable explanation.
     """
@@ -50,23 +64,76 @@ class DecodeError(Exception):
         self.kind = kind
         self.reason = reason
 
+    def __reduce__(self):
+        # Decoded chunks carry their errors between processes (keyframes, background).
+        return type(self), (self.kind, self.reason)
 
-def read_bytes(path) -> bytes:
-    """Read a whole file, turning OS errors into :class:`DecodeError`."""
+
+#: Bytes per pixel a file may hold beyond a fixed allowance: float32 RGBA uncompressed.
+_BYTES_PER_PIXEL = 16
+_FILE_ALLOWANCE = 64 << 20
+
+
+def max_file_bytes(max_pixels: int) -> int:
+    """The largest file worth reading for images of at most ``max_pixels`` pixels.
+
+    Uncompressed float32 RGBA needs 16 bytes a pixel; 64 MiB more leaves room for
+    metadata. A larger file (a sparse or endless one named like an image) is a ``bomb``.
+    """
+    return _FILE_ALLOWANCE + _BYTES_PER_PIXEL * max_pixels
+
+
+def read_bytes(path, *, max_bytes: int | None = None) -> bytes:
+    """Read a whole regular file, turning OS errors into :class:`DecodeError`.
+
+    Anything but a regular file (a directory, FIFO, socket or device named like an
+    image) is ``not-a-file``: it is opened without blocking and never read. A file of
+    more than ``max_bytes`` bytes is a ``bomb``, refused before reading.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise DecodeError("missing", "no such file") from None
-    except PermissionError:
-        raise DecodeError("permission", "permission denied") from None
     except IsADirectoryError:
         raise DecodeError("not-a-file", "is a directory") from None
+    except PermissionError:
+        if os.path.isdir(path):  # Windows refuses to open directories
+            raise DecodeError("not-a-file", "is a directory") from None
+        raise DecodeError("permission", "permission denied") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DecodeError("not-a-file", "symbolic link loop") from None
+        raise DecodeError("unreadable", exc.strerror or str(exc)) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise DecodeError("not-a-file", _file_type(st.st_mode))
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise DecodeError("bomb", f"file of {st.st_size} bytes is larger than an image within --max-pixels can be")
+        with open(fd, "rb", closefd=False) as fh:
+            data = fh.read()
     except OSError as exc:
         raise DecodeError("unreadable", exc.strerror or str(exc)) from None
+    except MemoryError:
+        raise DecodeError("bomb", "out of memory reading the file") from None
+    finally:
+        os.close(fd)
     if not data:
         raise DecodeError("empty", "zero-byte file")
     return data
+
+
+def _file_type(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    if stat.S_ISFIFO(mode):
+        return "is a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "is a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device"
+    return "not a regular file"
 
 
 def scale_eighths(scale: float) -> int:
@@ -149,9 +216,36 @@ def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
 
 def _jpeg_error_kind(message: str) -> str:
     text = message.lower()
-    if "premature end" in text or "truncat" in text or "corrupt" in text and "extraneous" not in text:
+    # libjpeg says "Premature end of JPEG file" when the bytes run out, and "Corrupt JPEG
+    # data: ..." (bad Huffman code, premature end of data segment, extraneous bytes) when
+    # they are all there but damaged.
+    if "corrupt jpeg data" in text:
+        return "corrupt"
+    if "premature end" in text or "truncat" in text:
         return "truncated"
+    if "data precision" in text:  # 12- or 16-bit samples: neither reader handles them
+        return "unsupported"
     return "corrupt"
+
+
+def _jpeg_header_kind(data: bytes) -> str:
+    """Why a JPEG header could not be read: ``truncated`` when its segments, intact so
+    far, run past the end of the data before the first scan; ``corrupt`` otherwise."""
+    pos, end = 2, len(data)
+    while pos + 4 <= end:
+        if data[pos] != 0xFF:
+            return "corrupt"
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xDA:  # a scan starts: the header was all there
+            return "corrupt"
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        if length < 2:
+            return "corrupt"
+        pos += 2 + length
+    return "truncated"
 
 
 def _read_jpeg(data: bytes, gray: str | None, scale: float, max_pixels: int, out=None):
@@ -159,12 +253,12 @@ def _read_jpeg(data: bytes, gray: str | None, scale: float, max_pixels: int, out
 
     try:
         height, width, colorspace, _sub = simplejpeg.decode_jpeg_header(data)
-    except ValueError as exc:
-        raise DecodeError("corrupt", f"bad JPEG header ({exc})") from None
+    except Exception as exc:  # simplejpeg raises ValueError; anything else is damage too
+        raise DecodeError(_jpeg_header_kind(data), f"bad JPEG header ({exc})") from None
     if height * width > max_pixels:
         raise DecodeError("bomb", f"{width}x{height} exceeds --max-pixels {max_pixels}")
-    if colorspace.upper() == "CMYK":
-        return None  # libjpeg-turbo cannot convert CMYK: the general reader does.
+    if colorspace.upper() in ("CMYK", "YCCK"):
+        return None  # libjpeg-turbo cannot convert these to RGB: Pillow does.
     n = scale_eighths(scale)
     out_h, out_w = math.ceil(height * n / 8), math.ceil(width * n / 8)
     to_luma = gray == "luma"
@@ -182,7 +276,9 @@ def _read_jpeg(data: bytes, gray: str | None, scale: float, max_pixels: int, out
             buffer=buf,
             strict=True,
         )
-    except ValueError as exc:
+    except MemoryError:
+        raise DecodeError("bomb", f"out of memory decoding {width}x{height}") from None
+    except Exception as exc:  # ValueError with libjpeg's message
         raise DecodeError(_jpeg_error_kind(str(exc)), f"JPEG decode failed ({exc})") from None
     if image.shape[:2] != (out_h, out_w):  # libjpeg chose another size: keep its answer
         image = np.array(image)
@@ -192,58 +288,129 @@ def _read_jpeg(data: bytes, gray: str | None, scale: float, max_pixels: int, out
 
 # --------------------------------------------------------------------- general reader
 
+#: Serialises the moments Pillow's global size limit is lifted (see _pillow_open).
+_PILLOW_LIMIT = threading.Lock()
+
 
 def _pillow_mode_conversion(mode: str) -> str | None:
     """The explicit conversion for Pillow modes NumPy code should not see raw."""
-    if mode in ("P", "PA"):
+    if mode in ("P", "PA", "RGBa"):
         return "RGBA"  # palette (with possible transparency) -> colours, then alpha dropped
-    if mode == "CMYK":
-        return "RGB"
-    if mode in ("YCbCr", "LAB", "HSV"):
+    if mode == "La":
+        return "LA"
+    if mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
         return "RGB"
     if mode == "1":
         return "L"
     return None
 
 
-def _read_general(data: bytes, max_pixels: int) -> np.ndarray:
-    import imageio.v3 as iio
-    from PIL import Image, ImageOps
+def _pillow_error(exc: BaseException, stage: str) -> DecodeError:
+    """The DecodeError for what Pillow raised while opening (``stage='open'``) or decoding."""
+    from PIL import Image, UnidentifiedImageError
 
+    text = str(exc)
+    first = text.splitlines()[0] if text else type(exc).__name__
+    lower = text.lower()
+    if isinstance(exc, UnidentifiedImageError):
+        return DecodeError("not-an-image", "not a recognised image format")
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return DecodeError("bomb", first)
+    if isinstance(exc, MemoryError):
+        return DecodeError("bomb", "out of memory decoding it")
+    if isinstance(exc, ValueError) and ("too large" in lower or "too much memory" in lower):
+        # A compressed text chunk (zTXt/iTXt/iCCP) inflating beyond Pillow's limits.
+        return DecodeError("bomb", f"metadata inflates beyond Pillow's limit ({first})")
+    if isinstance(exc, EOFError) or "truncat" in lower or "premature" in lower:
+        return DecodeError("truncated", first)
+    if isinstance(exc, (SyntaxError, struct.error, ValueError, OSError)):
+        return DecodeError("corrupt", f"{stage}: {first}")
+    return DecodeError("corrupt", f"{stage}: {type(exc).__name__}: {first}")
+
+
+def _pillow_open(data: bytes):
+    """``Image.open`` (the header only) without Pillow's own size check, which
+    :func:`_read_general` replaces with ``max_pixels``.
+
+    Pillow checks ``Image.MAX_IMAGE_PIXELS`` while opening (a warning above it, an error
+    above twice it); the limit is lifted for the open only, under a lock, so threads
+    that decode concurrently cannot restore each other's value. Warnings about odd
+    metadata are not errors of the file: ignored (``catch_warnings`` is not thread-safe,
+    hence inside the lock too).
+    """
+    from PIL import Image
+
+    with _PILLOW_LIMIT, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            return Image.open(io.BytesIO(data))
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _pillow_load(im, pixels: int) -> None:
+    """Decode the pixels; Pillow's own limit is lifted (under the lock) only for images
+    above it that ``max_pixels`` allows, so the common case runs in parallel."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is None or pixels <= limit:
+        im.load()
+        return
+    with _PILLOW_LIMIT, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            im.load()
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+
+
+def _orientation(im) -> int:
+    """EXIF orientation left to apply to a loaded image (Pillow applies a TIFF's itself).
+
+    Only after loading: a PNG's ``getexif`` would otherwise decode the whole image to
+    look for an eXIf chunk after the pixel data, before the size was checked.
+    """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Pillow's DecompressionBombWarning: we check ourselves
-            with Image.open(io.BytesIO(data)) as probe:
-                width, height = probe.size
-                mode = probe.mode
-    except Image.DecompressionBombError as exc:
-        raise DecodeError("bomb", str(exc)) from None
-    except Exception as exc:
-        raise DecodeError("not-an-image", f"not a recognised image format ({type(exc).__name__})") from None
-    if width * height > max_pixels:
-        raise DecodeError("bomb", f"{width}x{height} exceeds --max-pixels {max_pixels}")
-    old_limit = Image.MAX_IMAGE_PIXELS
-    try:
-        Image.MAX_IMAGE_PIXELS = None  # our own limit above replaces Pillow's
-        with warnings.catch_warnings():
+        with _PILLOW_LIMIT, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with iio.imopen(io.BytesIO(data), "r", plugin="pillow") as file:
-                image = file.read(index=0, rotate=True, mode=_pillow_mode_conversion(mode), apply_gamma=False)
-    except OSError as exc:
-        text = str(exc).lower()
-        kind = "truncated" if "truncat" in text or "premature" in text else "corrupt"
-        raise DecodeError(kind, f"{text.splitlines()[0] if text else 'decode failed'}") from None
-    except Exception as exc:  # Pillow raises many types for malformed data
-        raise DecodeError("corrupt", f"decode failed ({type(exc).__name__}: {exc})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = old_limit
+            value = im.getexif().get(0x0112, 1)
+    except Exception:  # damaged EXIF: leave the picture as stored
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _read_general(data: bytes, max_pixels: int) -> np.ndarray:
+    try:
+        im = _pillow_open(data)
+    except Exception as exc:
+        raise _pillow_error(exc, "open") from None
+    with im:
+        width, height = im.size
+        mode = im.mode
+        if width * height > max_pixels:
+            raise DecodeError("bomb", f"{width}x{height} exceeds --max-pixels {max_pixels}")
+        if width < 1 or height < 1:
+            raise DecodeError("corrupt", f"declares {width}x{height} pixels")
+        try:
+            _pillow_load(im, width * height)
+            conversion = _pillow_mode_conversion(im.mode)
+            image = np.asarray(im.convert(conversion) if conversion else im)
+            orientation = _orientation(im)
+        except Exception as exc:  # Pillow raises many types for malformed data
+            raise _pillow_error(exc, "decode") from None
+    if image.dtype.kind == "u" and not image.dtype.isnative:
+        image = image.astype(image.dtype.newbyteorder("="))  # I;16B
     if image.dtype == np.int32 and mode.startswith("I"):
-        image = np.clip(image, 0, 65535).astype(np.uint16)  # 16-bit PNG/TIFF read as int32
+        image = np.clip(image, 0, 65535).astype(np.uint16)  # 32-bit integer samples
     if image.dtype == bool:
         image = image.astype(np.uint8) * 255
     if image.dtype not in (np.uint8, np.uint16) and not np.issubdtype(image.dtype, np.floating):
         raise DecodeError("unsupported", f"pixel type {image.dtype} (mode {mode})")
-    return image
+    return apply_orientation(image, orientation)
 
 
 def read_image(
@@ -261,7 +428,8 @@ def read_image(
         ``< 1`` decodes at reduced size: JPEG in the DCT domain at the largest n/8 not
         above ``scale``; other formats are area-downsampled to the same shape.
     max_pixels : int
-        Images declaring more pixels are refused as ``bomb`` before decoding.
+        Images declaring more pixels are refused as ``bomb`` before decoding (and files
+        larger than :func:`max_file_bytes` before reading).
     out : numpy.ndarray, optional
         A C-contiguous (H, W) uint8 array (a slot of a frame stack) that a JPEG decoded
         to luma is written into when the shapes match; the returned array is then a
@@ -278,7 +446,7 @@ def read_image(
     DecodeError
         With ``kind`` and ``reason``; never another exception for bad file content.
     """
-    data = read_bytes(path)
+    data = read_bytes(path, max_bytes=max_file_bytes(max_pixels))
     if data.startswith(_JPEG_MAGIC):
         image = _read_jpeg(data, gray, scale, max_pixels, out)
         if image is not None:

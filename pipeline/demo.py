@@ -32,7 +32,9 @@ def check_against_truth(timelapse, rows, events) -> list[tuple[str, str, bool]]:
             continue
         window = (ev.first, ev.last + 1)
         found = any(a <= window[1] and b >= window[0] for a, b in spans)
-        lines.append((ev.kind, f"frames {ev.first}..{ev.last} ({ev.note})", found))
+        kinds = sorted({by_b[i].get("change_kind") for i in range(window[0], window[1] + 1) if by_b.get(i, {}).get("changed")} - {None})
+        label = f" [{', '.join(kinds)}]" if kinds else ""
+        lines.append((ev.kind, f"frames {ev.first}..{ev.last}{label}", found))
     for i in timelapse.duplicates:
         row = by_b.get(i, {})
         found = row.get("status") == "ok" and row.get("l1") == 0
@@ -70,9 +72,9 @@ def run_demo(directory: Path, *, frames: int = 120, workers: int | None = None) 
     )
     print(f"report: {report}  (events and summary next to it)")
     print()
-    print(f"{'truth':<20} {'detail':<52} result")
+    print(f"{'truth':<20} {'where [change kind]':<40} result")
     for what, detail, found in lines:
-        print(f"{what:<20} {detail:<52} {'found' if found else 'MISSED'}")
+        print(f"{what:<20} {detail:<40} {'found' if found else 'MISSED'}")
     ok = all(found for _, _, found in lines)
     print()
     print("all known events found" if ok else "some known events were missed")

@@ -327,12 +327,41 @@ def _ordered(result: dict, opts: Options) -> dict:
     return {k: result[k] for k in order}
 
 
-def change_kinds(stack_a: FrameStack, first, stack_b: FrameStack, second) -> list[str]:
-    """Label pairs by kind of change (lighting, shift, content, cut, corrupt, none)."""
-    from framediff.kernels.change_kind import change_kind_features, classify_change
+#: Change kinds are judged on images at most this many pixels on their longer side:
+#: the decision needs the global picture, and full 1080p costs ~40x more for it.
+CHANGE_KIND_SIDE = 320
+
+
+def _small(image):
+    """Block-mean downscale by a whole factor so the longer side fits CHANGE_KIND_SIDE."""
+    h, w = image.shape[-2:]
+    f = -(-max(h, w) // CHANGE_KIND_SIDE)
+    if f <= 1 or min(h, w) // f < 16:
+        return image
+    if K.is_cupy(image):
+        hh, ww = h // f * f, w // f * f
+        return image[:hh, :ww].reshape(hh // f, f, ww // f, f).mean(axis=(1, 3))
+    from framediff.kernels._cpu_fused import block_mean
+
+    out = np.empty((h // f, w // f), np.float64)
+    block_mean(np.ascontiguousarray(image), f, out)
+    return out
+
+
+def change_kinds(stack_a: FrameStack, first, stack_b: FrameStack, second) -> list[tuple[str, bool]]:
+    """Label pairs by kind of change (lighting, shift, content, cut, none).
+
+    Returns ``(label, extreme)`` per pair; ``extreme`` marks pairs with no shared
+    histogram or structure, which the scan turns into ``'corrupt'`` when a frame is
+    extreme against both its neighbours.
+    """
+    from framediff.kernels.change_kind import change_kind_features, classify_change, extreme_pairs
 
     labels = []
     for i, j in zip(first, second):
-        features = change_kind_features(stack_a.pixels[i], stack_b.pixels[j], data_range=stack_a.data_range)
-        labels.append(str(classify_change(features)[0]))
+        a, b = _small(stack_a.pixels[i]), _small(stack_b.pixels[j])
+        # Whole-pixel alignment is enough to tell a camera move from other changes.
+        features = change_kind_features(a, b, data_range=stack_a.data_range, upsample_factor=1)
+        extreme = bool(extreme_pairs(K.to_numpy(features["hist_distance"]), K.to_numpy(features["ssim"])))
+        labels.append((str(classify_change(features)[0]), extreme))
     return labels

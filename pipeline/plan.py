@@ -63,7 +63,7 @@ def plan_chunks(paths, mode: str, chunk_size: int, *, reference: int | None = No
                 )
                 if triples:
                     needed = set(range(si, ei)) | set(range(sj, ej))
-                    yield Chunk(number, (), {i: paths[i] for i in needed}, triples)
+                    yield Chunk(number, (), {i: paths[i] for i in needed}, triples, stripe=bi)
                     number += 1
     else:
         raise FramediffError(f"unknown mode {mode!r}; choose from: {', '.join(MODES)}")

@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from .metrics import HIGHER_IS_SIMILAR, extra_columns, metric_columns
 
-__all__ = ["RowBuffer", "changed_flags", "row_schema"]
+__all__ = ["EXTREME", "RowBuffer", "changed_flags", "report_schema", "row_schema"]
 
 def row_schema(opts, mode: str) -> pa.Schema:
     """Arrow schema of a report: identifiers, shape, metric columns, extras, outcome.
@@ -36,7 +36,19 @@ def row_schema(opts, mode: str) -> pa.Schema:
     ]
     if mode == "keyframes":
         fields.append(pa.field("kept", pa.bool_()))
+    if opts.change_kind and mode != "background":
+        # Working column for the neighbour rule of 'corrupt'; dropped before writing.
+        fields.append(pa.field(EXTREME, pa.bool_()))
     return pa.schema(fields)
+
+
+#: Name of the working column that marks extremely different pairs.
+EXTREME = "extreme"
+
+
+def report_schema(schema: pa.Schema) -> pa.Schema:
+    """The schema as written: without working columns."""
+    return schema.remove(schema.get_field_index(EXTREME)) if EXTREME in schema.names else schema
 
 
 def changed_flags(values: dict, thresholds: dict) -> np.ndarray:

@@ -19,7 +19,10 @@ from .errors import FramediffError
 from .metrics import HIGHER_IS_SIMILAR
 from .options import Options, make_options
 from .plan import MODES, plan_chunks, read_pair_list
+from .manifest import RunFolder, inputs_digest
+from .neighbours import NeighbourRule
 from .report import EventGrouper, ReportWriter, format_for, write_json_atomic
+from .rows import report_schema
 from .schedule import execute
 from .tasks import ScanSpec
 
@@ -106,6 +109,9 @@ def run_scan(
     progress=None,
     strict: bool = False,
     mask_dir=None,
+    resume: bool = False,
+    retries: int = 0,
+    file_timeout: float | None = None,
 ) -> ScanResult:
     """The scan engine behind :func:`scan` and ``framediff scan``; see :func:`scan`."""
     started = time.perf_counter()
@@ -127,7 +133,19 @@ def run_scan(
     pairs = read_pair_list(pair_list, names) if mode == "pairs" and pair_list else None
     if options.resize == "first":
         options = _resolve_first_shape(options, paths)
-    spec = ScanSpec(options, mode, tuple(thresholds.items()), names, None if mask_dir is None else str(mask_dir))
+    if retries < 0:
+        raise FramediffError(f"--retries must be >= 0, got {retries}")
+    if file_timeout is not None and file_timeout <= 0:
+        raise FramediffError(f"--file-timeout must be positive, got {file_timeout}")
+    spec = ScanSpec(
+        options,
+        mode,
+        tuple(thresholds.items()),
+        names,
+        None if mask_dir is None else str(mask_dir),
+        retries,
+        file_timeout,
+    )
     primary = next(iter(thresholds), None)
     grouper = EventGrouper(
         primary, min_length=events_min_length, max_gap=events_max_gap, similarity=primary in HIGHER_IS_SIMILAR
@@ -143,42 +161,101 @@ def run_scan(
     }
     writer = None
     if output is not None:
-        writer = ReportWriter(output, format_for(output, fmt), spec.schema, metadata, partitioned=partitioned, overwrite=overwrite)
+        writer = ReportWriter(
+            output, format_for(output, fmt), report_schema(spec.schema), metadata, partitioned=partitioned, overwrite=overwrite
+        )
     counts = Counter()
     errors_by_kind = Counter()
     kept = []
     tables = []
-    first_failure = []
 
-    def on_table(number, table):
+    def on_rows(table):
         counts["rows"] += table.num_rows
         status = table.column("status").to_pylist()
         counts["ok"] += status.count("ok")
         counts["errors"] += status.count("error")
         counts["changed"] += sum(1 for v in table.column("changed").to_pylist() if v)
-        for kind, path, reason in zip(
-            table.column("error_kind").to_pylist(), table.column("path_b").to_pylist(), table.column("error").to_pylist()
-        ):
+        for kind in table.column("error_kind").to_pylist():
             if kind is not None:
                 errors_by_kind[kind] += 1
-                if not first_failure:
-                    first_failure.append(f"{path}: {reason} [{kind}]")
         if mode == "keyframes":
-            kept.extend(n for n, k in zip(table.column("path_b").to_pylist(), table.column("kept").to_pylist()) if k)
+            kept.extend(i for i, k in zip(table.column("index_b").to_pylist(), table.column("kept").to_pylist()) if k)
         grouper.feed(table)
         if writer is not None:
             writer.write(table)
         if collect:
             tables.append(table)
-        if progress is not None:
+        if progress is not None and run is None:
             progress.update(table.num_rows)
-        if strict and first_failure:
-            raise _StrictStop(first_failure[0])
+
+    rule = NeighbourRule(on_rows, active=mode == "consecutive" and options.change_kind)
+    stripe = {"id": None, "tables": []}
+
+    def flush_stripe():
+        if stripe["tables"]:
+            rule.feed(pa.concat_tables(stripe["tables"]).sort_by("pair"))
+        stripe["tables"] = []
+
+    def assemble(chunk_stripe, table):
+        """Rows of one chunk, in chunk order, towards the report."""
+        if chunk_stripe is None:
+            rule.feed(table)
+            return
+        # All-pairs blocks interleave pair numbers: emit each block row sorted, so the
+        # report is in pair order whatever the block size (memory: one block row).
+        if chunk_stripe != stripe["id"]:
+            flush_stripe()
+            stripe["id"] = chunk_stripe
+        stripe["tables"].append(table)
 
     chunks = plan_chunks(paths, mode, chunk_size, reference=ref_index, pairs=pairs)
     reference_arg = (ref_index, paths[ref_index]) if ref_index is not None else None
+    run = None
+    initial_state = None
+    if writer is not None:
+        identity = {
+            "fingerprint": options.fingerprint(),
+            "inputs": inputs_digest(names, paths),
+            "mode": mode,
+            "chunk_size": chunk_size,
+            "thresholds": thresholds,
+            "reference": ref_index,
+        }
+        run = RunFolder(output, identity, resume=resume, overwrite=overwrite)
+        if mode in ("keyframes", "background"):
+            # A chain resumes after its complete prefix, from the state recorded there.
+            first = run.resumable_prefix()
+            run.completed = {k: v for k, v in run.completed.items() if k < first}
+            if first:
+                initial_state = _restore_state(run.state_after(first - 1), paths, spec, device)
+        done = set(run.completed)
+        chunks = (c for c in chunks if c.number not in done)
+    def on_table(chunk, table, state):
+        if strict:
+            _check_strict(table)
+        if run is None:
+            assemble(chunk.stripe, table)
+            return
+        run.record(chunk.number, table, state, stripe=chunk.stripe)
+        if progress is not None:
+            progress.update(table.num_rows)
+
     try:
-        execute(chunks, spec, scheduler=scheduler, workers=workers, device=device, on_table=on_table, reference=reference_arg)
+        execute(
+            chunks,
+            spec,
+            scheduler=scheduler,
+            workers=workers,
+            device=device,
+            on_table=on_table,
+            reference=reference_arg,
+            initial_state=initial_state,
+        )
+        if run is not None:
+            for number in sorted(run.completed):
+                assemble(run.completed[number].get("stripe"), run.read(number))
+        flush_stripe()
+        rule.finish()
     except _StrictStop as stop:
         if writer is not None:
             writer.abort()
@@ -191,6 +268,8 @@ def run_scan(
         if progress is not None:
             progress.close()
     report_path = writer.close() if writer is not None else None
+    if run is not None:
+        run.remove()
     events = grouper.finish()
     wall = time.perf_counter() - started
     summary = {
@@ -215,19 +294,46 @@ def run_scan(
         "wall_seconds": round(wall, 3),
         "images_per_second": round(len(paths) / wall, 2) if wall > 0 else None,
         "report": None if report_path is None else str(report_path),
+        "root": str(found.root),
     }
     if report_path is not None:
         _write_sidecars(report_path, format_for(output, fmt), grouper, summary, summary_path)
     if keep_list is not None:
-        Path(keep_list).write_text("".join(f"{n}\n" for n in kept), encoding="utf-8", errors="surrogateescape")
+        Path(keep_list).write_text("".join(f"{names[i]}\n" for i in kept), encoding="utf-8")
     for target, link in ((copy_kept, False), (link_kept, True)):
         if target is not None:
-            _materialise(kept, found.root, Path(target), link=link)
-    return ScanResult(summary, report_path, events, kept, tables)
+            _materialise([(names[i], paths[i]) for i in kept], Path(target), link=link)
+    return ScanResult(summary, report_path, events, [names[i] for i in kept], tables)
 
 
 class _StrictStop(Exception):
     pass
+
+
+def _check_strict(table) -> None:
+    for kind, path, reason in zip(
+        table.column("error_kind").to_pylist(), table.column("path_b").to_pylist(), table.column("error").to_pylist()
+    ):
+        if kind is not None:
+            raise _StrictStop(f"{path}: {reason} [{kind}]")
+
+
+def _restore_state(saved, paths, spec, device):
+    """The chain state a resumed run starts from, rebuilt from what the manifest kept."""
+    if saved is None:
+        return None
+    kind, value = saved
+    if kind == "keyframes":
+        frames = spec.frames(K.resolve_device(device), capacity=1)
+        if not frames.load(value, paths[value]):
+            raise FramediffError(f"cannot resume: the last kept frame {paths[value]} is no longer readable")
+        frames.prepare()
+        return frames.keep(value)
+    from framediff.kernels.background import BackgroundModel
+
+    xp = K.resolve_device(device)
+    fields = {k: (xp.asarray(v) if isinstance(v, np.ndarray) else v) for k, v in value.items()}
+    return BackgroundModel(**fields)
 
 
 def _version():
@@ -293,10 +399,11 @@ def _write_sidecars(report_path, fmt, grouper, summary, summary_path) -> None:
     write_json_atomic(summary_path or _sidecar(report_path, ".summary.json"), summary)
 
 
-def _materialise(kept, root: Path, target: Path, *, link: bool) -> None:
+def _materialise(kept, target: Path, *, link: bool) -> None:
+    """Copy or symlink the kept images into ``target``, keeping their relative names."""
     target.mkdir(parents=True, exist_ok=True)
-    for name in kept:
-        src = (root / name).resolve()
+    for name, path in kept:
+        src = Path(path).resolve()
         dst = (target / name).resolve()
         if target.resolve() not in dst.parents:
             raise FramediffError(f"{name}: would be written outside {target}")
@@ -325,6 +432,7 @@ def scan(
     workers: int | None = None,
     output=None,
     as_arrow: bool = False,
+    masks=None,
     **options,
 ):
     """Compare the images of ``source`` and return one row per comparison.
@@ -353,6 +461,9 @@ def scan(
         Also write the report (and its ``.events``/``.summary.json`` sidecars).
     as_arrow : bool
         Return a ``pyarrow.Table`` instead of a pandas DataFrame.
+    masks : path, optional
+        Background mode: write the foreground masks as PNG files into this folder
+        (``--masks``).
     **options
         :class:`~framediff.options.Options` fields (``gray``, ``normalize``, ``tol``,
         ``bins``, ``scale``, ``device``...).
@@ -381,6 +492,7 @@ def scan(
         output=output,
         collect=True,
         overwrite=True,
+        mask_dir=masks,
     )
     table = result.table()
     if as_arrow:

@@ -80,8 +80,10 @@ def _windows(iterable, size):
         yield window
 
 
-def execute(chunks, spec, *, scheduler="threads", workers=None, device="cpu", on_table, reference=None):
-    """Run every chunk and pass ``(chunk_number, table)`` to ``on_table`` in order.
+def execute(
+    chunks, spec, *, scheduler="threads", workers=None, device="cpu", on_table, reference=None, initial_state=None
+):
+    """Run every chunk and pass ``(chunk, table, state)`` to ``on_table`` in chunk order.
 
     Parameters
     ----------
@@ -93,19 +95,23 @@ def execute(chunks, spec, *, scheduler="threads", workers=None, device="cpu", on
     device : str
         Resolved device name each task uses ('cpu' or 'gpu').
     on_table : callable
-        Called with ``(chunk_number, pyarrow.Table)`` for each chunk, in chunk order.
+        Called with ``(Chunk, pyarrow.Table, state)`` for each chunk, in chunk order;
+        ``state`` is what a chain mode hands to the next chunk (else None).
     reference : (int, str), optional
         Reference frame index and path (reference mode).
+    initial_state : optional
+        The chain state the first chunk starts from (a resumed run).
     """
     workers = workers or os.cpu_count() or 1
     if not (_is_address(scheduler) or scheduler in SCHEDULERS or hasattr(scheduler, "submit")):
         raise FramediffError(
             f"unknown scheduler {scheduler!r}; choose threads, processes, synchronous or tcp://host:port"
         )
-    window = max(2, 4 * workers)
+    # Chains keep each chunk's state until written: a smaller window bounds that memory.
+    window = max(2, (2 if spec.mode in _CHAINS else 4) * workers)
     if _is_address(scheduler) or hasattr(scheduler, "submit"):
         with _client(scheduler) as client:
-            _run_distributed(client, chunks, spec, device, on_table, reference, window)
+            _run_distributed(client, chunks, spec, device, on_table, reference, window, initial_state)
         return
     with _local_pool(scheduler, workers) as pool:
         ref = None
@@ -113,26 +119,30 @@ def execute(chunks, spec, *, scheduler="threads", workers=None, device="cpu", on
             (ref,) = _compute_local([delayed(prepare_reference)(*reference, spec, device)], scheduler, pool)
         if spec.mode in _CHAINS:
             chain = _CHAINS[spec.mode]
-            state = None
+            state = initial_state
             for part in _windows(chunks, window):
                 decoded = [delayed(decode_chunk)(c, spec, device) for c in part]
-                tasks = []
+                outs = []
                 link = state
                 for c, frames in zip(part, decoded):
                     out = delayed(chain, nout=2)(c, spec, frames, link)
-                    tasks.append(out[0])
+                    outs.append(out)
                     link = out[1]
-                *tables, state = _compute_local(tasks + [link], scheduler, pool)
-                for c, table in zip(part, tables):
-                    on_table(c.number, table)
+                results = _compute_local(outs, scheduler, pool)
+                for c, (table, state) in zip(part, results):
+                    on_table(c, table, state)
             return
         for part in _windows(chunks, window):
             tasks = [delayed(run_chunk)(c, spec, device, ref) for c in part]
             for c, table in zip(part, _compute_local(tasks, scheduler, pool)):
-                on_table(c.number, table)
+                on_table(c, table, None)
 
 
-def _run_distributed(client, chunks, spec, device, on_table, reference, window):
+def _second(pair):
+    return pair[1]
+
+
+def _run_distributed(client, chunks, spec, device, on_table, reference, window, initial_state=None):
     from distributed import as_completed
 
     ref = None
@@ -141,7 +151,7 @@ def _run_distributed(client, chunks, spec, device, on_table, reference, window):
         ref = client.scatter(ref, broadcast=True)
     if spec.mode in _CHAINS:
         chain = _CHAINS[spec.mode]
-        state = None
+        state = initial_state
         for part in _windows(chunks, window):
             decoded = [client.submit(decode_chunk, c, spec, device, pure=False) for c in part]
             link = state
@@ -149,27 +159,72 @@ def _run_distributed(client, chunks, spec, device, on_table, reference, window):
             for c, frames in zip(part, decoded):
                 out = client.submit(chain, c, spec, frames, link, pure=False)
                 results.append(out)
-                link = client.submit(lambda pair: pair[1], out, pure=False)
+                link = client.submit(_second, out, pure=False)
             for c, fut in zip(part, results):
-                table, _ = fut.result()
-                on_table(c.number, table)
-            state = link.result()
+                table, state = fut.result()
+                on_table(c, table, state)
         return
     pending = {}
-    next_number = 0
+    in_flight = {}
+    order = itertools.count()
+    next_seq = 0
     it = iter(chunks)
     running = as_completed()
+
+    def submit(c):
+        fut = client.submit(run_chunk, c, spec, device, ref, pure=False)
+        in_flight[fut.key] = (next(order), c)
+        running.add(fut)
+
     for c in itertools.islice(it, window):
-        running.add(client.submit(run_chunk, c, spec, device, ref, pure=False, key=f"framediff-chunk-{c.number}-{id(it)}"))
+        submit(c)
     for fut in running:
-        number = int(fut.key.split("-")[2])
-        pending[number] = fut.result()
+        seq, c = in_flight.pop(fut.key)
+        try:
+            table = fut.result()
+        except Exception as exc:
+            if not _is_worker_crash(exc):
+                raise
+            table = _isolate_crash(client, c, spec, device, ref)
+        pending[seq] = (c, table)
         fut.release()
-        while next_number in pending:
-            on_table(next_number, pending.pop(next_number))
-            next_number += 1
+        while next_seq in pending:
+            on_table(*pending.pop(next_seq), None)
+            next_seq += 1
         nxt = next(it, None)
         if nxt is not None:
-            running.add(
-                client.submit(run_chunk, nxt, spec, device, ref, pure=False, key=f"framediff-chunk-{nxt.number}-{id(it)}")
-            )
+            submit(nxt)
+
+
+def _is_worker_crash(exc) -> bool:
+    from distributed.scheduler import KilledWorker
+
+    return isinstance(exc, KilledWorker)
+
+
+def _isolate_crash(client, chunk, spec, device, ref):
+    """Re-run a chunk whose task kept killing workers, one target at a time.
+
+    A target whose own task still kills its worker is a file that crashes the decoder:
+    it becomes a ``worker-crash`` error row, and later targets treat it as unreadable
+    (a consecutive comparison then looks further back), so the run completes.
+    """
+    import dataclasses
+
+    import pyarrow as pa
+
+    crashed = set(chunk.skip)
+    tables = []
+    singles = [((t,), ()) for t in chunk.targets] or [((), (p,)) for p in chunk.pairs]
+    for targets, pairs in singles:
+        sub = dataclasses.replace(chunk, targets=targets, pairs=pairs, skip=frozenset(crashed))
+        try:
+            tables.append(client.submit(run_chunk, sub, spec, device, ref, pure=False, retries=0).result())
+        except Exception as exc:
+            if not _is_worker_crash(exc):
+                raise
+            bad = targets[0] if targets else pairs[0][2]
+            crashed.add(bad)
+            sub = dataclasses.replace(sub, skip=frozenset(crashed))
+            tables.append(client.submit(run_chunk, sub, spec, device, ref, pure=False).result())
+    return pa.concat_tables(tables)

@@ -8,6 +8,7 @@ read becomes an error row; nothing escapes a task as an exception for bad input.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,6 +48,12 @@ class ScanSpec:
     thresholds: tuple = ()
     names: tuple = ()  # report path of every frame, by index
     mask_dir: str | None = None  # background mode: where foreground masks go
+    retries: int = 0  # --retries: further attempts after a transient read error
+    file_timeout: float | None = None  # --file-timeout: seconds before a decode is given up
+
+    def frames(self, xp, capacity=0, reuse=False, skip=frozenset()) -> "Frames":
+        """A :class:`Frames` for one task, with this scan's retry and timeout policy."""
+        return Frames(self.options, xp, capacity, reuse, retries=self.retries, timeout=self.file_timeout, skip=skip)
 
     @property
     def schema(self):
@@ -67,12 +74,19 @@ class Chunk:
         Paths of every frame this task may decode (targets, overlap, look-back).
     pairs : tuple of (pair, index_a, index_b)
         Explicit comparisons (pairs mode).
+    stripe : int or None
+        All-pairs mode: the block row; a report is written stripe by stripe, sorted,
+        so its row order does not depend on the block size.
+    skip : frozenset of int
+        Frames that crashed a worker process: reported as ``worker-crash``.
     """
 
     number: int
     targets: tuple = ()
     paths: dict = field(default_factory=dict)
     pairs: tuple = ()
+    stripe: int | None = None
+    skip: frozenset = frozenset()  # frames known to crash the decoder: not decoded again
 
 
 _stack_pool = threading.local()
@@ -101,11 +115,16 @@ class Frames:
     The decoded (raw) frames stay reachable for pairwise measurement.
     """
 
-    def __init__(self, opts: Options, xp, capacity: int = 0, reuse: bool = False):
+    def __init__(
+        self, opts: Options, xp, capacity: int = 0, reuse: bool = False, *, retries=0, timeout=None, skip=frozenset()
+    ):
         self.opts = opts
         self.xp = xp
         self.capacity = capacity
         self.reuse = reuse
+        self.retries = retries
+        self.timeout = timeout
+        self.skip = skip
         self.errors: dict[int, DecodeError] = {}
         self.actions: dict[int, str] = {}
         self._stack = None
@@ -125,9 +144,13 @@ class Frames:
             return True
         if index in self.errors:
             return False
-        slot = self._slot()
+        if index in self.skip:
+            self.errors[index] = DecodeError("worker-crash", "decoding it crashed the worker process, repeatedly")
+            return False
+        # A decode abandoned by the timeout may still finish later: never into a slot.
+        slot = None if self.timeout else self._slot()
         try:
-            image = read_frame(path, self.opts, out=slot)
+            image = _read_with_retries(path, self.opts, slot, self.retries, self.timeout)
         except DecodeError as exc:
             self.errors[index] = exc
             return False
@@ -205,6 +228,47 @@ class Frames:
         return index, prepared, raw
 
 
+#: Decode failures worth another try (``--retries``): I/O errors other than the
+#: file being missing or forbidden, e.g. a network filesystem hiccup.
+_TRANSIENT = frozenset({"unreadable"})
+
+
+def _read_with_retries(path, opts, slot, retries: int, timeout):
+    for attempt in range(retries + 1):
+        try:
+            return _read_with_timeout(path, opts, slot, timeout)
+        except DecodeError as exc:
+            if exc.kind not in _TRANSIENT or attempt == retries:
+                raise
+            time.sleep(min(2.0, 0.05 * 2**attempt))
+
+
+def _read_with_timeout(path, opts, slot, timeout):
+    """``read_frame``, given up after ``timeout`` seconds (a hung mount, a FIFO).
+
+    The decode runs in a daemon thread: a read that never returns is abandoned (it
+    cannot block the process from exiting) and the frame becomes a ``timeout`` row.
+    """
+    if not timeout:
+        return read_frame(path, opts, out=slot)
+    box = {}
+
+    def work():
+        try:
+            box["image"] = np.array(read_frame(path, opts), copy=True)
+        except BaseException as exc:  # handed to the waiting thread as is
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, daemon=True, name="framediff-decode")
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise DecodeError("timeout", f"no result after {timeout:g} s (--file-timeout)")
+    if "error" in box:
+        raise box["error"]
+    return box["image"]
+
+
 def _shape_action(frames: Frames, a: int, b: int) -> str:
     parts = [f"{frames.actions[i].replace('resize', 'resize ' + name, 1)}" for name, i in (("a", a), ("b", b)) if i in frames.actions]
     return "; ".join(parts) or "none"
@@ -254,7 +318,8 @@ def _measure(frames: Frames, planned, spec: ScanSpec, rows: RowBuffer, notes: di
                 changed=bool(flags[k]),
                 status="ok",
                 note=notes.get(pair),
-                change_kind=kinds.get(pair),
+                change_kind=kinds[pair][0] if pair in kinds else None,
+                extreme=kinds[pair][1] if pair in kinds else None,
                 **extra,
                 **{name: column[k].item() for name, column in values.items()},
             )
@@ -282,14 +347,35 @@ def _measure_single(frames, pair, a, b, spec, rows, notes, thresholds) -> dict:
         values["shape_action"] = "; ".join(p for p in (_shape_action(frames, a, b), values["shape_action"]) if p != "none") or "none"
     changed = bool(changed_flags({k: [v] for k, v in values.items() if k in thresholds}, thresholds)[0]) if thresholds else False
     kind = None
-    if changed and opts.change_kind and raw_a.shape == raw_b.shape:
+    if changed and opts.change_kind:
         ga = K.to_gray(raw_a, "luma") if raw_a.ndim == 3 else raw_a
         gb = K.to_gray(raw_b, "luma") if raw_b.ndim == 3 else raw_b
+        if ga.shape != gb.shape:  # judged on the pair as compared (--crop, --resize smallest)
+            from framediff.kernels.shape import reconcile_shapes
+
+            from .options import parse_size
+
+            ga, gb, _ = reconcile_shapes(ga, gb, resize=parse_size(opts.resize) or opts.resize, crop=opts.crop)
         stack_a = prepare_stack([ga], _plain(opts), frames.xp)
         stack_b = prepare_stack([gb], _plain(opts), frames.xp)
-        kind = change_kinds(stack_a, [0], stack_b, [0])[0]
-    shape = raw_a.shape[:2]
-    rows.add(**_row_common(spec, pair, a, b, shape), changed=changed, status="ok", note=notes.get(pair), change_kind=kind, **values)
+        kind, extreme = change_kinds(stack_a, [0], stack_b, [0])[0]
+    else:
+        extreme = None
+    if "shape_action" in values:  # the shape compared, as compare() reports it
+        from .compare import _shape_after
+
+        shape = _shape_after(raw_a, raw_b, opts)
+    else:
+        shape = raw_a.shape[:2]
+    rows.add(
+        **_row_common(spec, pair, a, b, shape),
+        changed=changed,
+        status="ok",
+        note=notes.get(pair),
+        change_kind=kind,
+        extreme=extreme,
+        **values,
+    )
     return {pair: changed}
 
 
@@ -315,7 +401,7 @@ def _error_row(rows, spec, pair, a, b, kind, reason, note=None):
 
 
 def _consecutive(chunk: Chunk, spec: ScanSpec, xp):
-    frames = Frames(spec.options, xp, capacity=len(chunk.targets) + 1, reuse=True)
+    frames = spec.frames(xp, capacity=len(chunk.targets) + 1, reuse=True, skip=chunk.skip)
     rows = RowBuffer(spec.schema)
     planned, notes = [], {}
     for i in chunk.targets:
@@ -344,7 +430,7 @@ def _consecutive(chunk: Chunk, spec: ScanSpec, xp):
 
 def _reference(chunk: Chunk, spec: ScanSpec, xp, ref):
     ref_index, ref_stack, ref_raw, ref_error = ref
-    frames = Frames(spec.options, xp, capacity=len(chunk.targets), reuse=True)
+    frames = spec.frames(xp, capacity=len(chunk.targets), reuse=True, skip=chunk.skip)
     rows = RowBuffer(spec.schema)
     planned = []
     for i in chunk.targets:
@@ -363,7 +449,7 @@ def _reference(chunk: Chunk, spec: ScanSpec, xp, ref):
 
 
 def _pairs(chunk: Chunk, spec: ScanSpec, xp):
-    frames = Frames(spec.options, xp, capacity=len(chunk.paths), reuse=True)
+    frames = spec.frames(xp, capacity=len(chunk.paths), reuse=True, skip=chunk.skip)
     rows = RowBuffer(spec.schema)
     planned = []
     for pair, a, b in chunk.pairs:
@@ -386,7 +472,7 @@ def prepare_reference(index: int, path: str, spec: ScanSpec, device: str):
 
     Returns ``(index, FrameStack or None, raw image or None, error text or None)``.
     """
-    frames = Frames(spec.options, K.resolve_device(device), capacity=1)
+    frames = spec.frames(K.resolve_device(device), capacity=1)
     if not frames.load(index, path):
         exc = frames.errors[index]
         return index, None, None, f"{exc.kind}: {exc.reason}"
@@ -398,7 +484,7 @@ def prepare_reference(index: int, path: str, spec: ScanSpec, device: str):
 def decode_chunk(chunk: Chunk, spec: ScanSpec, device: str) -> Frames:
     """Decode and prepare a chain chunk (runs in parallel ahead of the chain)."""
     # No buffer reuse: these frames outlive the task (the chain consumes them later).
-    frames = Frames(spec.options, K.resolve_device(device), capacity=len(chunk.targets))
+    frames = spec.frames(K.resolve_device(device), capacity=len(chunk.targets), skip=chunk.skip)
     for i in chunk.targets:
         frames.load(i, chunk.paths[i])
     frames.prepare(raw_only=spec.mode == "background")

@@ -1,0 +1,181 @@
+"""Finding the inputs of a scan: directories, globs, listing files, order, what is skipped."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from framediff.discover import discover, natural_key
+from framediff.errors import FramediffError
+from framediff.scan import scan
+from scan_fixtures import textured, write_jpeg, write_png
+
+
+def names(found) -> list[str]:
+    return [found.relative(p) for p in found.paths]
+
+
+@pytest.fixture
+def tree(tmp_path) -> Path:
+    """root/{a.png, b.JPG, c.Png, notes.txt, data.csv, sub/{d.jpeg, e.txt, deeper/f.PNG}}."""
+    root = tmp_path / "root"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    image = textured(16, 24)
+    write_png(root / "a.png", image)
+    write_jpeg(root / "b.JPG", image)
+    write_png(root / "c.Png", image)
+    (root / "notes.txt").write_text("not an image\n")
+    (root / "data.csv").write_text("a,b\n")
+    write_jpeg(root / "sub" / "d.jpeg", image)
+    (root / "sub" / "e.txt").write_text("x")
+    write_png(root / "sub" / "deeper" / "f.PNG", image)
+    return root
+
+
+def test_directory_is_not_recursive_by_default_and_skips_non_images(tree):
+    found = discover(tree)
+    assert names(found) == ["a.png", "b.JPG", "c.Png"]  # extensions matched case-insensitively
+    assert found.skipped_non_image == 2
+    assert found.root == tree
+
+
+def test_recursive_directory_descends_and_counts_every_skipped_file(tree):
+    found = discover(tree, recursive=True)
+    assert names(found) == ["a.png", "b.JPG", "c.Png", "sub/d.jpeg", "sub/deeper/f.PNG"]
+    assert found.skipped_non_image == 3
+
+
+def test_glob_patterns(tree):
+    found = discover(os.path.join(tree, "*"))
+    assert names(found) == ["a.png", "b.JPG", "c.Png"]
+    assert found.skipped_non_image == 2  # the directory 'sub' matched too, but is not a file
+    deep = discover(os.path.join(tree, "**", "*"), recursive=True)
+    assert names(deep) == ["a.png", "b.JPG", "c.Png", "sub/d.jpeg", "sub/deeper/f.PNG"]
+    only_png = discover(os.path.join(tree, "*.png"))
+    assert names(only_png) == ["a.png"]  # the pattern itself is the user's: glob stays case-sensitive
+
+
+def test_several_sources_in_one_call(tree):
+    found = discover([os.path.join(tree, "a.png"), os.path.join(tree, "sub")])
+    assert sorted(p.name for p in found.paths) == ["a.png", "d.jpeg"]
+
+
+def test_listing_file_with_comments_relative_and_absolute_paths(tree, tmp_path):
+    listing = tmp_path / "inputs.lst"
+    listing.write_text(
+        "# frames to compare\n"
+        "root/c.Png\n"
+        "\n"
+        f"{tree / 'sub' / 'd.jpeg'}\n"
+        "root/a.png\n",
+        encoding="utf-8",
+    )
+    found = discover(listing, sort="none")
+    assert [p.resolve() for p in found.paths] == [
+        (tree / "c.Png").resolve(),
+        (tree / "sub" / "d.jpeg").resolve(),
+        (tree / "a.png").resolve(),
+    ]
+    # Natural sort of the same listing orders by the path relative to the common root.
+    assert [p.name for p in discover(listing).paths] == ["a.png", "c.Png", "d.jpeg"]
+
+
+def test_natural_sort_orders_numbers_by_value(tmp_path):
+    image = textured(8, 8)
+    for name in ("img_10.png", "img_2.png", "img_1.png", "IMG_3.png", "img_100.png", "img_20.png"):
+        write_png(tmp_path / name, image)
+    assert names(discover(tmp_path)) == ["img_1.png", "img_2.png", "IMG_3.png", "img_10.png", "img_20.png", "img_100.png"]
+    assert natural_key("img_2") < natural_key("img_10")
+
+
+def test_mtime_sort(tmp_path):
+    image = textured(8, 8)
+    stamps = {"a.png": 3_000_000, "b.png": 1_000_000, "c.png": 2_000_000}
+    for name, stamp in stamps.items():
+        write_png(tmp_path / name, image)
+        os.utime(tmp_path / name, (stamp, stamp))
+    assert names(discover(tmp_path, sort="mtime")) == ["b.png", "c.png", "a.png"]
+    assert names(discover(tmp_path)) == ["a.png", "b.png", "c.png"]
+
+
+def _exif_taken(stamp: str) -> Image.Exif:
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9003] = stamp  # Exif IFD, DateTimeOriginal
+    return exif
+
+
+def test_exif_sort_uses_date_time_original(tmp_path):
+    image = textured(16, 16)
+    write_jpeg(tmp_path / "a.jpg", image, exif=_exif_taken("2021:06:01 12:00:00"))
+    write_jpeg(tmp_path / "b.jpg", image, exif=_exif_taken("2019:01:01 08:30:00"))
+    write_jpeg(tmp_path / "c.jpg", image, exif=_exif_taken("2020:12:31 23:59:59"))
+    write_jpeg(tmp_path / "d.jpg", image)  # no EXIF: after the dated ones
+    with Image.open(tmp_path / "b.jpg") as im:  # the files really carry the tag where cameras put it
+        assert im.getexif().get_ifd(0x8769)[0x9003] == "2019:01:01 08:30:00"
+    assert names(discover(tmp_path, sort="exif")) == ["b.jpg", "c.jpg", "a.jpg", "d.jpg"]
+
+
+def test_symlink_loop_is_never_followed_twice(tree):
+    (tree / "sub" / "loop").symlink_to(tree, target_is_directory=True)  # a link to an ancestor
+    (tree / "again").symlink_to(tree / "sub", target_is_directory=True)  # a second way into sub
+    found = discover(tree, recursive=True)
+    resolved = [p.resolve() for p in found.paths]
+    assert len(resolved) == len(set(resolved)) == 5
+    assert found.symlink_loops >= 2
+    df = scan(tree, recursive=True, scheduler="synchronous")
+    assert df.attrs["summary"]["symlink_loops_skipped"] == found.symlink_loops
+    assert df.attrs["summary"]["inputs"] == 5
+
+
+def test_unreadable_directory_is_counted_not_fatal(tree):
+    locked = tree / "sub" / "deeper"
+    locked.chmod(0)
+    try:
+        if os.geteuid() == 0 or os.access(locked, os.R_OK):
+            pytest.skip("running as root (or permissions not enforced): chmod 000 does not block listing")
+        try:
+            os.listdir(locked)
+        except PermissionError:
+            pass
+        else:
+            pytest.skip("chmod 000 did not make the directory unlistable on this filesystem")
+        found = discover(tree, recursive=True)
+        assert names(found) == ["a.png", "b.JPG", "c.Png", "sub/d.jpeg"]
+        assert found.unreadable_dirs == ["sub/deeper"]
+        df = scan(tree, recursive=True, scheduler="synchronous")
+        assert df.attrs["summary"]["unreadable_dirs"] == ["sub/deeper"]
+    finally:
+        locked.chmod(0o755)
+
+
+def test_non_images_are_skipped_and_counted_in_the_summary(tree):
+    df = scan(tree, scheduler="synchronous", recursive=True)
+    summary = df.attrs["summary"]
+    assert summary["skipped_non_image"] == 3
+    assert summary["inputs"] == 5
+    assert len(df) == 4
+
+
+def test_missing_source_and_unknown_sort_are_errors(tmp_path):
+    with pytest.raises(FramediffError, match="no such file or directory"):
+        discover(tmp_path / "nowhere")
+    with pytest.raises(FramediffError, match="unknown sort order"):
+        discover(tmp_path, sort="size")
+
+
+def test_empty_directory_scan_is_an_error(tmp_path):
+    (tmp_path / "readme.txt").write_text("nothing here")
+    with pytest.raises(FramediffError, match="no images found"):
+        scan(tmp_path)
+
+
+def test_png_named_jpg_is_discovered_and_read(tmp_path):
+    image = textured(16, 24)
+    write_png(tmp_path / "a.jpg", image)
+    write_png(tmp_path / "b.jpg", np.ascontiguousarray(image[::-1]))
+    df = scan(tmp_path, scheduler="synchronous")
+    assert df["status"].tolist() == ["ok"]
