@@ -156,8 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Entry point of the ``framediff`` console script; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        from .config import apply_config
+
+        args = apply_config(parser, argv)  # --config FILE: its values become defaults
         return args.run(args)
     except (FramediffError, BackendError) as exc:
         print(f"framediff: error: {exc}", file=sys.stderr)

@@ -70,13 +70,10 @@ def _progress_for(args, mode):
     return Progress(_expected_rows(n, mode))
 
 
-def _run_scan(args) -> int:
-    from .cli import EXIT_OK, EXIT_SOME_FAILED
+def _scan_with(args, opts, output, scheduler):
     from .scan import run_scan
 
-    opts = _scan_options(args)
-    output = args.output or ("framediff-report.csv" if args.format == "csv" else "framediff-report.parquet")
-    result = run_scan(
+    return run_scan(
         args.source,
         options=opts,
         mode=args.mode,
@@ -86,7 +83,7 @@ def _run_scan(args) -> int:
         recursive=args.recursive,
         sort=args.sort,
         chunk_size=args.chunk_size,
-        scheduler=args.scheduler,
+        scheduler=scheduler,
         workers=args.workers,
         output=output,
         fmt=args.format,
@@ -105,6 +102,19 @@ def _run_scan(args) -> int:
         retries=args.retries,
         file_timeout=args.file_timeout,
     )
+
+
+def _run_scan(args) -> int:
+    from .cli import EXIT_OK, EXIT_SOME_FAILED
+    from .cluster import job_script, open_cluster
+
+    if args.print_job_script:
+        print(job_script(args), end="")
+        return EXIT_OK
+    opts = _scan_options(args)
+    output = args.output or ("framediff-report.csv" if args.format == "csv" else "framediff-report.parquet")
+    with open_cluster(args) as client:
+        result = _scan_with(args, opts, output, args.scheduler if client is None else client)
     if args.html and result.report is not None:
         from .html_report import write_html_report
 
@@ -166,6 +176,11 @@ def _add_scan_arguments(p) -> None:
     p.add_argument("--strict", action="store_true", help="stop with exit code 2 at the first unreadable input")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary lines")
     add_compare_options(p)
+    from .cluster import add_cluster_arguments
+    from .config import add_config_argument
+
+    add_config_argument(p)
+    add_cluster_arguments(p)
 
 
 def _run_demo(args) -> int:

@@ -7,9 +7,9 @@ and 16-bit, palette and CMYK images converted explicitly.
 
 Hostile files are expected: every failure is a :class:`DecodeError` with a kind, never
 another exception, and the declared size is checked against ``max_pixels`` before any
-pixel buffer is allocated (the JPEG header; Pillow's lazy open). Only regular files are
-read (a FIFO or a device named ``*.jpg`` is refused, not waited on), and a file larger
-than any image within ``max_pixels`` could be is refused before it is read.
+pixel buffer is allocated (the JPEG header; Pillow's lazy open). Directories and devices
+named like images are refused, not read, and a file larger than any image within
+``max_pixels`` could be is refused before it is read.
 
 A compressed PNG text chunk (zTXt, iTXt, iCCP) that inflates beyond Pillow's limit
 (``PngImagePlugin.MAX_TEXT_CHUNK``, 1 MiB; 64 MiB for all text chunks together) is a
@@ -84,15 +84,16 @@ def max_file_bytes(max_pixels: int) -> int:
 
 
 def read_bytes(path, *, max_bytes: int | None = None) -> bytes:
-    """Read a whole regular file, turning OS errors into :class:`DecodeError`.
+    """Read a whole file, turning OS errors into :class:`DecodeError`.
 
-    Anything but a regular file (a directory, FIFO, socket or device named like an
-    image) is ``not-a-file``: it is opened without blocking and never read. A file of
-    more than ``max_bytes`` bytes is a ``bomb``, refused before reading.
+    Directories, devices and sockets named like images are ``not-a-file`` and never
+    read (``/dev/zero`` would never end). A named pipe is read like a file, so
+    ``framediff compare <(command) b.png`` works; one nobody writes to blocks, which a
+    scan bounds with ``--file-timeout``. More than ``max_bytes`` bytes is a ``bomb``:
+    a regular file is refused before reading, a pipe once that much has arrived.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         raise DecodeError("missing", "no such file") from None
     except IsADirectoryError:
@@ -107,12 +108,13 @@ def read_bytes(path, *, max_bytes: int | None = None) -> bytes:
         raise DecodeError("unreadable", exc.strerror or str(exc)) from None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
+        regular = stat.S_ISREG(st.st_mode)
+        if not regular and not stat.S_ISFIFO(st.st_mode):
             raise DecodeError("not-a-file", _file_type(st.st_mode))
-        if max_bytes is not None and st.st_size > max_bytes:
+        if regular and max_bytes is not None and st.st_size > max_bytes:
             raise DecodeError("bomb", f"file of {st.st_size} bytes is larger than an image within --max-pixels can be")
         with open(fd, "rb", closefd=False) as fh:
-            data = fh.read()
+            data = fh.read() if regular else _read_stream(fh, max_bytes)
     except OSError as exc:
         raise DecodeError("unreadable", exc.strerror or str(exc)) from None
     except MemoryError:
@@ -124,11 +126,20 @@ def read_bytes(path, *, max_bytes: int | None = None) -> bytes:
     return data
 
 
+def _read_stream(fh, max_bytes: int | None) -> bytes:
+    """A pipe's bytes, in blocks, refused as a ``bomb`` beyond ``max_bytes``."""
+    blocks, total = [], 0
+    while block := fh.read(1 << 20):
+        total += len(block)
+        if max_bytes is not None and total > max_bytes:
+            raise DecodeError("bomb", f"more than {max_bytes} bytes arrived through the pipe")
+        blocks.append(block)
+    return b"".join(blocks)
+
+
 def _file_type(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "is a directory"
-    if stat.S_ISFIFO(mode):
-        return "is a named pipe"
     if stat.S_ISSOCK(mode):
         return "is a socket"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
@@ -208,7 +219,7 @@ def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
         4: lambda x: x[::-1],
         5: lambda x: np.swapaxes(x, 0, 1),
         6: lambda x: np.rot90(x, -1),
-        7: lambda x: np.rot90(x, 1)[::-1],
+        7: lambda x: np.rot90(x, -1)[::-1],  # transverse: the anti-diagonal mirror
         8: lambda x: np.rot90(x, 1),
     }
     return np.ascontiguousarray(ops.get(orientation, ops[1])(image))
@@ -239,11 +250,11 @@ def _jpeg_header_kind(data: bytes) -> str:
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
-        if marker == 0xDA:  # a scan starts: the header was all there
-            return "corrupt"
         (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
         if length < 2:
             return "corrupt"
+        if marker == 0xDA:  # a scan starts: was its own header all there?
+            return "truncated" if pos + 2 + length > end else "corrupt"
         pos += 2 + length
     return "truncated"
 
@@ -305,7 +316,84 @@ def _pillow_mode_conversion(mode: str) -> str | None:
     return None
 
 
-def _pillow_error(exc: BaseException, stage: str) -> DecodeError:
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _header_cut(data: bytes) -> bool:
+    """True when ``data`` begins like a PNG, GIF or TIFF file and its header, intact as
+    far as it goes, ends before the pixel data: a cut copy rather than another format."""
+    n = len(data)
+    if n >= 4 and _PNG_MAGIC.startswith(data[:8]):
+        if n < 16:
+            return b"IHDR".startswith(data[12:n]) if n > 12 else True
+        if data[12:16] != b"IHDR":
+            return False
+        pos = 8
+        while pos + 8 <= n:  # chunks: length, type, data, CRC; the pixels are in IDAT
+            (length,) = struct.unpack(">I", data[pos : pos + 4])
+            kind = data[pos + 4 : pos + 8]
+            if not kind.isalpha():
+                return False
+            if kind == b"IDAT":
+                return False
+            pos += 12 + length
+        return True
+    if data[:6] in (b"GIF87a", b"GIF89a") or (4 <= n < 6 and b"GIF89a".startswith(data)):
+        return _gif_header_cut(data)
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return _tiff_header_cut(data)
+    return False
+
+
+def _gif_header_cut(data: bytes) -> bool:
+    """Screen descriptor, global palette, extension blocks, then an image descriptor."""
+    n = len(data)
+    if n < 13:
+        return True
+    pos = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)
+    while pos < n:
+        if data[pos] == 0x2C:  # image descriptor (+ local palette, + LZW code size)
+            if pos + 10 > n:
+                return True
+            flags = data[pos + 9]
+            return pos + 11 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0) > n
+        if data[pos] != 0x21:  # neither an extension nor an image: not a cut
+            return False
+        pos += 2
+        while pos < n and data[pos]:  # sub-blocks until a zero length
+            pos += 1 + data[pos]
+        pos += 1
+    return True
+
+
+#: Bytes per value of each TIFF field type.
+_TIFF_TYPE_SIZES = {
+    1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8
+}
+
+
+def _tiff_header_cut(data: bytes) -> bool:
+    """The first directory, or a value it points to, lies beyond the end of the data."""
+    n = len(data)
+    if n < 8:
+        return True
+    order = "<" if data[:2] == b"II" else ">"
+    (ifd,) = struct.unpack(order + "I", data[4:8])
+    if ifd + 2 > n:
+        return True
+    (count,) = struct.unpack(order + "H", data[ifd : ifd + 2])
+    if ifd + 2 + 12 * count > n:
+        return True
+    for k in range(count):
+        entry = data[ifd + 2 + 12 * k : ifd + 14 + 12 * k]
+        _tag, typ, number, offset = struct.unpack(order + "HHII", entry)
+        size = _TIFF_TYPE_SIZES.get(typ, 0) * number
+        if size > 4 and offset + size > n:
+            return True
+    return False
+
+
+def _pillow_error(exc: BaseException, stage: str, data: bytes = b"") -> DecodeError:
     """The DecodeError for what Pillow raised while opening (``stage='open'``) or decoding."""
     from PIL import Image, UnidentifiedImageError
 
@@ -313,6 +401,8 @@ def _pillow_error(exc: BaseException, stage: str) -> DecodeError:
     first = text.splitlines()[0] if text else type(exc).__name__
     lower = text.lower()
     if isinstance(exc, UnidentifiedImageError):
+        if _header_cut(data):
+            return DecodeError("truncated", "the file ends inside its header")
         return DecodeError("not-an-image", "not a recognised image format")
     if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
         return DecodeError("bomb", first)
@@ -323,9 +413,9 @@ def _pillow_error(exc: BaseException, stage: str) -> DecodeError:
         return DecodeError("bomb", f"metadata inflates beyond Pillow's limit ({first})")
     if isinstance(exc, EOFError) or "truncat" in lower or "premature" in lower:
         return DecodeError("truncated", first)
-    if isinstance(exc, (SyntaxError, struct.error, ValueError, OSError)):
-        return DecodeError("corrupt", f"{stage}: {first}")
-    return DecodeError("corrupt", f"{stage}: {type(exc).__name__}: {first}")
+    if isinstance(exc, OSError):
+        return DecodeError("corrupt", first)  # "broken data stream", "decoder error -2"
+    return DecodeError("corrupt", f"{stage} failed ({type(exc).__name__}: {first})")
 
 
 def _pillow_open(data: bytes):
@@ -355,7 +445,8 @@ def _pillow_load(im, pixels: int) -> None:
     above it that ``max_pixels`` allows, so the common case runs in parallel."""
     from PIL import Image
 
-    limit = Image.MAX_IMAGE_PIXELS
+    with _PILLOW_LIMIT:  # not while another thread has lifted it for a moment
+        limit = Image.MAX_IMAGE_PIXELS
     if limit is None or pixels <= limit:
         im.load()
         return
@@ -387,7 +478,7 @@ def _read_general(data: bytes, max_pixels: int) -> np.ndarray:
     try:
         im = _pillow_open(data)
     except Exception as exc:
-        raise _pillow_error(exc, "open") from None
+        raise _pillow_error(exc, "open", data) from None
     with im:
         width, height = im.size
         mode = im.mode

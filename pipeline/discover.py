@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .errors import FramediffError
 
-__all__ = ["IMAGE_EXTENSIONS", "SORT_ORDERS", "Discovery", "discover", "natural_key"]
+__all__ = ["IMAGE_EXTENSIONS", "SORT_ORDERS", "Discovery", "discover", "natural_key", "report_name"]
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".pnm", ".pbm"}
@@ -45,11 +45,34 @@ class Discovery:
     symlink_loops: int = 0
 
     def relative(self, path) -> str:
-        """``path`` relative to :attr:`root`, with forward slashes."""
+        """``path`` relative to :attr:`root`, with forward slashes, as the report names it.
+
+        The name is text every writer can encode (see :func:`report_name`): bytes that
+        are not UTF-8 appear as backslash escapes, ``frame_\\xff_01.jpg``.
+        """
         try:
-            return Path(os.path.relpath(path, self.root)).as_posix()
+            rel = Path(os.path.relpath(path, self.root)).as_posix()
         except ValueError:  # another drive on Windows
-            return Path(path).as_posix()
+            rel = Path(path).as_posix()
+        return report_name(rel)
+
+
+def report_name(name: str) -> str:
+    """``name`` as valid Unicode: the bytes of a file name that are not UTF-8 (which
+    Python keeps as lone surrogates, PEP 383) become ``\\xNN`` escapes.
+
+    Arrow, Parquet, CSV and JSON writers refuse lone surrogates, so every name in a
+    report goes through here. The escape is readable and names the file recognisably;
+    it is not reversible for a name that contains a literal ``\\x``, so reports are
+    not a way back to the bytes (the scan keeps the paths themselves).
+    """
+    if name.isascii():
+        return name
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return name
 
 
 def natural_key(text: str):

@@ -21,7 +21,7 @@ from .options import Options, make_options
 from .plan import MODES, plan_chunks, read_pair_list
 from .manifest import RunFolder, inputs_digest
 from .neighbours import NeighbourRule
-from .report import EventGrouper, ReportWriter, format_for, write_json_atomic
+from .report import EventGrouper, ReportWriter, _csv_safe, format_for, write_json_atomic
 from .rows import report_schema
 from .schedule import execute
 from .tasks import ScanSpec
@@ -393,7 +393,7 @@ def _write_sidecars(report_path, fmt, grouper, summary, summary_path) -> None:
     else:
         import pyarrow.csv as pacsv
 
-        pacsv.write_csv(events, tmp)
+        pacsv.write_csv(_csv_safe(events), tmp)
     os.replace(tmp, events_path)
     summary["events_report"] = str(events_path)
     write_json_atomic(summary_path or _sidecar(report_path, ".summary.json"), summary)

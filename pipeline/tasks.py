@@ -301,6 +301,10 @@ def _measure(frames: Frames, planned, spec: ScanSpec, rows: RowBuffer, notes: di
             continue
         sa, pos_a = frames.lookup(a)
         sb, pos_b = frames.lookup(b)
+        if sa.pixels.dtype != sb.pixels.dtype:  # e.g. a 16-bit PNG after 8-bit JPEGs
+            reason = f"{sb.pixels.dtype} pixels differ from {sa.pixels.dtype} of {spec.names[a]}"
+            _error_row(rows, spec, pair, a, b, "not-comparable", reason)
+            continue
         groups.setdefault((id(sa), id(sb)), [sa, sb, []])[2].append((pair, a, b, pos_a, pos_b))
     outcome = {}
     for sa, sb, items in groups.values():
