@@ -111,13 +111,17 @@ def block_mean(image, factor, out):
     ignored. One pass, row by row (NumPy's reshape-and-mean strides across rows).
     """
     oh, ow = out.shape
-    out[:, :] = 0.0
-    for y in range(oh * factor):
-        row = image[y]
-        oy = y // factor
-        for x in range(ow * factor):
-            out[oy, x // factor] += row[x]
     scale = 1.0 / (factor * factor)
-    for y in range(oh):
-        for x in range(ow):
-            out[y, x] *= scale
+    acc = np.empty(ow, np.float64)
+    for oy in range(oh):
+        acc[:] = 0.0
+        for r in range(factor):
+            row = image[oy * factor + r]
+            for ox in range(ow):
+                base = ox * factor
+                total = 0.0
+                for k in range(factor):
+                    total += row[base + k]
+                acc[ox] += total
+        for ox in range(ow):
+            out[oy, ox] = acc[ox] * scale

@@ -328,8 +328,8 @@ def _ordered(result: dict, opts: Options) -> dict:
 
 
 #: Change kinds are judged on images at most this many pixels on their longer side:
-#: the decision needs the global picture, and full 1080p costs ~40x more for it.
-CHANGE_KIND_SIDE = 320
+#: the decision needs the global picture, and full 1080p costs ~60x more for it.
+CHANGE_KIND_SIDE = 256
 
 
 def _small(image):
@@ -358,8 +358,16 @@ def change_kinds(stack_a: FrameStack, first, stack_b: FrameStack, second) -> lis
     from framediff.kernels.change_kind import change_kind_features, classify_change, extreme_pairs
 
     labels = []
+    small = {}  # a frame in two changed pairs is reduced once
+
+    def reduced(stack, pos):
+        key = (id(stack), pos)
+        if key not in small:
+            small[key] = _small(stack.pixels[pos])
+        return small[key]
+
     for i, j in zip(first, second):
-        a, b = _small(stack_a.pixels[i]), _small(stack_b.pixels[j])
+        a, b = reduced(stack_a, i), reduced(stack_b, j)
         # Whole-pixel alignment is enough to tell a camera move from other changes.
         features = change_kind_features(a, b, data_range=stack_a.data_range, upsample_factor=1)
         extreme = bool(extreme_pairs(K.to_numpy(features["hist_distance"]), K.to_numpy(features["ssim"])))
