@@ -41,6 +41,21 @@ class Progress:
         self.stream.flush()
 
 
+def _bytes(text: str) -> int:
+    """'40GB', '512MiB', '1e9' -> bytes."""
+    units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+    t = text.strip().upper()
+    number = t.rstrip("KMGTIB")
+    unit = t[len(number) :]
+    try:
+        value = float(number) * units[unit]
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(f"expected a size such as 40GB or 512MiB, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"a memory budget must be positive, got {text!r}")
+    return int(value)
+
+
 def _expected_rows(n_inputs_hint: int, mode: str) -> int:
     if mode == "pairs":
         return n_inputs_hint * (n_inputs_hint - 1) // 2
@@ -101,6 +116,8 @@ def _scan_with(args, opts, output, scheduler):
         resume=args.resume,
         retries=args.retries,
         file_timeout=args.file_timeout,
+        gpu_memory=args.gpu_memory,
+        gpu_decode=args.gpu_decode,
     )
 
 
@@ -142,6 +159,11 @@ def _add_scan_arguments(p) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run: compute only missing partitions")
     p.add_argument("--retries", type=int, default=0, help="further attempts after a transient read error (default 0)")
     p.add_argument("--file-timeout", type=float, help="seconds before a hung decode becomes an error row")
+    gp = p.add_argument_group("GPU (with --device gpu)")
+    gp.add_argument("--gpu-memory", type=_bytes, help="device memory budget, e.g. 40GB (default: 80%% of free)")
+    gp.add_argument(
+        "--gpu-decode", choices=("auto", "on", "off"), default="auto", help="decode JPEG on the GPU (nvImageCodec)"
+    )
     p.add_argument("--summary", help="JSON summary path (default: next to the report)")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report (see 'framediff report')")
     p.add_argument(

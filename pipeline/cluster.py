@@ -53,7 +53,7 @@ __all__ = [
 
 #: Batch systems dask-jobqueue submits worker jobs to, and its cluster class for each.
 BATCH_SYSTEMS = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster"}
-CLUSTERS = ("local", *BATCH_SYSTEMS)
+CLUSTERS = ("local", "cuda", *BATCH_SYSTEMS)
 
 #: Workers leave this long before the walltime when ``--lifetime`` is not given.
 LIFETIME_MARGIN_S = 5 * 60
@@ -160,7 +160,8 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> argparse._Argument
     g.add_argument(
         "--cluster",
         choices=CLUSTERS,
-        help="local: a LocalCluster on this machine (--workers processes); slurm/pbs/sge/lsf: submit --jobs "
+        help="local: a LocalCluster on this machine (--workers processes); cuda: one worker per GPU (dask-cuda); "
+        "slurm/pbs/sge/lsf: submit --jobs "
         "batch jobs of workers, the scheduler runs in this process",
     )
     g.add_argument(
@@ -273,6 +274,9 @@ def open_cluster(args_or_settings):
             yield client
     elif s.cluster == "local":
         with _local_cluster(s, security) as client:
+            yield client
+    elif s.cluster == "cuda":
+        with _cuda_cluster(s, security) as client:
             yield client
     elif s.scheduler_file is not None:
         with _connect(s, security, scheduler_file=s.scheduler_file) as client:
@@ -545,6 +549,32 @@ def _local_cluster(s: ClusterSettings, security):
     if security is not None:
         kwargs.update(protocol="tls://", security=security)
     with LocalCluster(**kwargs) as cluster, Client(cluster, security=security) as client:
+        yield client
+
+
+@contextmanager
+def _cuda_cluster(s: ClusterSettings, security):
+    """One worker per GPU (dask-cuda): each chunk runs on its worker's device."""
+    try:
+        from dask_cuda import LocalCUDACluster
+    except ImportError:
+        raise FramediffError("--cluster cuda needs dask-cuda: pip install 'framediff[gpu]'") from None
+    from distributed import Client
+
+    kwargs = dict(
+        host="127.0.0.1",
+        threads_per_worker=1,
+        dashboard_address=None,
+        scheduler_kwargs=dict(_NO_DASHBOARD),
+        local_directory=s.local_directory,
+    )
+    if security is not None:
+        kwargs.update(protocol="tls://", security=security)
+    try:
+        cluster = LocalCUDACluster(**kwargs)
+    except Exception as exc:  # no device, driver too old
+        raise FramediffError(f"--cluster cuda: cannot start GPU workers ({type(exc).__name__}: {exc})") from None
+    with cluster, Client(cluster, security=security) as client:
         yield client
 
 

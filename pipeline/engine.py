@@ -127,9 +127,17 @@ def prepare_stack(images, opts: Options, xp=np, *, source_dtype=None) -> FrameSt
     -------
     FrameStack
     """
-    host = images if isinstance(images, np.ndarray) and images.ndim == 3 else np.stack(images)
-    source_dtype = np.dtype(source_dtype or host.dtype)
-    pixels = xp.asarray(host)
+    if K.is_cupy(images) or (not isinstance(images, np.ndarray) and K.is_cupy(images[0])):
+        host = images if K.is_cupy(images) and images.ndim == 3 else xp.stack(images)  # decoded on the GPU
+    else:
+        host = images if isinstance(images, np.ndarray) and images.ndim == 3 else np.stack(images)
+    source_dtype = np.dtype(source_dtype or str(host.dtype))
+    if xp is np or K.is_cupy(host):
+        pixels = xp.asarray(host)
+    else:
+        from .gpu import to_device
+
+        pixels = to_device(np.ascontiguousarray(host))  # uint8 over the bus, on the task's stream
     if opts.median:
         from framediff.kernels.filters import median_filter
 

@@ -24,7 +24,7 @@ from .neighbours import NeighbourRule
 from .report import EventGrouper, ReportWriter, _csv_safe, format_for, write_json_atomic
 from .rows import report_schema
 from .schedule import execute
-from .tasks import ScanSpec
+from .tasks import GPU_FALLBACK_NOTE, ScanSpec
 
 __all__ = ["DEFAULT_THRESHOLDS", "ScanResult", "parse_thresholds", "run_scan", "scan"]
 
@@ -112,6 +112,8 @@ def run_scan(
     resume: bool = False,
     retries: int = 0,
     file_timeout: float | None = None,
+    gpu_memory: int | None = None,
+    gpu_decode: str = "auto",
 ) -> ScanResult:
     """The scan engine behind :func:`scan` and ``framediff scan``; see :func:`scan`."""
     started = time.perf_counter()
@@ -145,6 +147,8 @@ def run_scan(
         None if mask_dir is None else str(mask_dir),
         retries,
         file_timeout,
+        gpu_memory,
+        _gpu_decode(gpu_decode, device),
     )
     primary = next(iter(thresholds), None)
     grouper = EventGrouper(
@@ -175,6 +179,7 @@ def run_scan(
         counts["ok"] += status.count("ok")
         counts["errors"] += status.count("error")
         counts["changed"] += sum(1 for v in table.column("changed").to_pylist() if v)
+        counts["gpu_fallback"] += sum(1 for v in table.column("note").to_pylist() if v == GPU_FALLBACK_NOTE)
         for kind in table.column("error_kind").to_pylist():
             if kind is not None:
                 errors_by_kind[kind] += 1
@@ -288,6 +293,8 @@ def run_scan(
         "thresholds": thresholds,
         "options": options.to_dict(),
         "device": device,
+        "gpu_decode": spec.gpu_decode,
+        "gpu_fallback_rows": counts["gpu_fallback"],
         "scheduler": str(scheduler),
         "workers": workers or os.cpu_count(),
         "chunk_size": chunk_size,
@@ -308,6 +315,23 @@ def run_scan(
 
 class _StrictStop(Exception):
     pass
+
+
+def _gpu_decode(choice: str, device: str) -> bool:
+    """Whether JPEGs are decoded on the GPU: 'auto' when a GPU runs the scan and
+    nvImageCodec is installed; 'on' insists (a clear error without it); 'off' never."""
+    if choice not in ("auto", "on", "off"):
+        raise FramediffError(f"--gpu-decode must be auto, on or off, got {choice!r}")
+    if choice == "off" or device != "gpu":
+        if choice == "on" and device != "gpu":
+            raise FramediffError("--gpu-decode on needs a GPU run (--device gpu)")
+        return False
+    from .gpu import gpu_decoder
+
+    available = gpu_decoder() is not None
+    if choice == "on" and not available:
+        raise FramediffError("--gpu-decode on: nvImageCodec is not usable (pip install 'framediff[gpu]')")
+    return available
 
 
 def _check_strict(table) -> None:

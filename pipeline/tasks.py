@@ -50,10 +50,21 @@ class ScanSpec:
     mask_dir: str | None = None  # background mode: where foreground masks go
     retries: int = 0  # --retries: further attempts after a transient read error
     file_timeout: float | None = None  # --file-timeout: seconds before a decode is given up
+    gpu_memory: int | None = None  # --gpu-memory: device budget in bytes (None: 80% of free)
+    gpu_decode: bool = False  # decode JPEG on the GPU (nvImageCodec) when a GPU runs the scan
 
     def frames(self, xp, capacity=0, reuse=False, skip=frozenset()) -> "Frames":
-        """A :class:`Frames` for one task, with this scan's retry and timeout policy."""
-        return Frames(self.options, xp, capacity, reuse, retries=self.retries, timeout=self.file_timeout, skip=skip)
+        """A :class:`Frames` for one task, with this scan's retry, timeout and decoder policy."""
+        return Frames(
+            self.options,
+            xp,
+            capacity,
+            reuse,
+            retries=self.retries,
+            timeout=self.file_timeout,
+            skip=skip,
+            gpu_decode=self.gpu_decode,
+        )
 
     @property
     def schema(self):
@@ -92,16 +103,25 @@ class Chunk:
 _stack_pool = threading.local()
 
 
-def _pooled_stack(capacity: int, shape: tuple, dtype) -> np.ndarray:
+def _pooled_stack(capacity: int, shape: tuple, dtype, pinned: bool = False) -> np.ndarray:
     """A per-thread (capacity, H, W) buffer reused by the next task on this thread.
 
     Fresh multi-megabyte arrays per frame cost page faults, and concurrent faults
-    serialise worker threads on the kernel's memory-map lock.
+    serialise worker threads on the kernel's memory-map lock. For a GPU run the buffer
+    is page-locked, so the copy to the device is one asynchronous DMA.
     """
-    key = (capacity, shape, np.dtype(dtype).str)
+    key = (capacity, shape, np.dtype(dtype).str, pinned)
     cached = getattr(_stack_pool, "stack", None)
     if cached is None or cached[0] != key:
-        cached = (key, np.empty((capacity, *shape), dtype))
+        cached = None
+        _stack_pool.stack = None  # release the old buffer before allocating the new one
+        if pinned:
+            from .gpu import pinned_empty
+
+            buffer = pinned_empty((capacity, *shape), dtype)
+        else:
+            buffer = np.empty((capacity, *shape), dtype)
+        cached = (key, buffer)
         _stack_pool.stack = cached
     return cached[1]
 
@@ -116,7 +136,16 @@ class Frames:
     """
 
     def __init__(
-        self, opts: Options, xp, capacity: int = 0, reuse: bool = False, *, retries=0, timeout=None, skip=frozenset()
+        self,
+        opts: Options,
+        xp,
+        capacity: int = 0,
+        reuse: bool = False,
+        *,
+        retries=0,
+        timeout=None,
+        skip=frozenset(),
+        gpu_decode=False,
     ):
         self.opts = opts
         self.xp = xp
@@ -125,6 +154,7 @@ class Frames:
         self.retries = retries
         self.timeout = timeout
         self.skip = skip
+        self.gpu_decode = gpu_decode and xp is not np
         self.errors: dict[int, DecodeError] = {}
         self.actions: dict[int, str] = {}
         self._stack = None
@@ -147,6 +177,9 @@ class Frames:
         if index in self.skip:
             self.errors[index] = DecodeError("worker-crash", "decoding it crashed the worker process, repeatedly")
             return False
+        if self.gpu_decode and str(path).lower().endswith((".jpg", ".jpeg", ".jpe", ".jfif")):
+            if self._load_on_device(index, path):
+                return True
         # A decode abandoned by the timeout may still finish later: never into a slot.
         slot = None if self.timeout else self._slot()
         try:
@@ -161,7 +194,7 @@ class Frames:
             self._slots[index] = len(self._slots)
         elif self._stack is None and image.ndim == 2 and self.capacity > 0:
             if self.reuse:
-                self._stack = _pooled_stack(self.capacity, image.shape, image.dtype)
+                self._stack = _pooled_stack(self.capacity, image.shape, image.dtype, pinned=self.xp is not np)
             else:
                 self._stack = np.empty((self.capacity, *image.shape), image.dtype)
             self._stack[0] = image
@@ -171,6 +204,23 @@ class Frames:
             self._slots[index] = len(self._slots)
         else:
             self._host[index] = np.array(image, copy=True)  # the decoder reuses its buffer
+        return True
+
+    def _load_on_device(self, index: int, path: str) -> bool:
+        """Decode a JPEG on the GPU; False (CPU decoding follows) on any failure."""
+        from .decode import read_bytes
+        from .gpu import decode_on_device
+
+        if self.opts.scale < 1 or self.opts.color or self.opts.gray != "luma":
+            return False  # the GPU decoder serves the default luma path only
+        try:
+            image = decode_on_device(read_bytes(path), gray=True)
+        except Exception:  # missing decoder, unsupported or damaged file: the CPU path decides
+            return False
+        image, action = fit_frame(image, self.opts) if self.opts.resize != "error" else (image, None)
+        if action:
+            self.actions[index] = action
+        self._host[index] = image  # a device array; prepare() stacks it with its shape group
         return True
 
     def add_prepared(self, index: int, stack: FrameStack | None, position: int = 0, raw=None) -> None:
@@ -200,7 +250,7 @@ class Frames:
                 self._where[i] = (stack, pos)
         groups: dict[tuple, list[int]] = {}
         for index, image in self._host.items():
-            groups.setdefault((image.shape, image.dtype.str), []).append(index)
+            groups.setdefault((image.shape, str(image.dtype), K.is_cupy(image)), []).append(index)
         for indices in groups.values():
             indices.sort()
             stack = prepare_stack([self._host[i] for i in indices], self.opts, self.xp)
@@ -223,7 +273,7 @@ class Frames:
 
     def keep(self, index: int):
         """A small, self-contained copy of one frame for a chain's state."""
-        raw = np.array(self._raw[index], copy=True) if index in self._raw else None
+        raw = np.array(K.to_numpy(self._raw[index]), copy=True) if index in self._raw else None
         prepared = self._where[index][0].take(self._where[index][1]) if index in self._where else None
         return index, prepared, raw
 
@@ -595,9 +645,11 @@ def _write_mask(mask_dir, name: str, mask: np.ndarray) -> None:
     os.replace(tmp, target)
 
 
-def run_chunk(chunk: Chunk, spec: ScanSpec, device: str, ref=None):
-    """Run one consecutive / reference / pairs chunk and return its Arrow table."""
-    xp = K.resolve_device(device)
+#: Note on rows computed on the CPU because the GPU ran out of memory.
+GPU_FALLBACK_NOTE = "computed on CPU: GPU out of memory"
+
+
+def _dispatch(chunk: Chunk, spec: ScanSpec, xp, ref):
     if spec.mode == "consecutive":
         return _consecutive(chunk, spec, xp)
     if spec.mode == "reference":
@@ -605,3 +657,71 @@ def run_chunk(chunk: Chunk, spec: ScanSpec, device: str, ref=None):
     if spec.mode == "pairs":
         return _pairs(chunk, spec, xp)
     raise ValueError(f"run_chunk does not handle mode {spec.mode!r}")
+
+
+def _halves(chunk: Chunk):
+    import dataclasses
+
+    if len(chunk.targets) > 1:
+        mid = len(chunk.targets) // 2
+        return [dataclasses.replace(chunk, targets=chunk.targets[:mid]), dataclasses.replace(chunk, targets=chunk.targets[mid:])]
+    if len(chunk.pairs) > 1:
+        mid = len(chunk.pairs) // 2
+        return [dataclasses.replace(chunk, pairs=chunk.pairs[:mid]), dataclasses.replace(chunk, pairs=chunk.pairs[mid:])]
+    return None
+
+
+def _on_host(ref):
+    """The reference frame moved to host memory, for a CPU fallback."""
+    if ref is None or ref[1] is None:
+        return ref
+    index, stack, raw, error = ref
+    host = FrameStack(
+        K.to_numpy(stack.pixels),
+        None if stack.probabilities is None else K.to_numpy(stack.probabilities),
+        stack.data_range,
+        None if stack.edges is None else K.to_numpy(stack.edges),
+    )
+    return index, host, raw, error
+
+
+def _run_with_backoff(chunk: Chunk, spec: ScanSpec, xp, ref):
+    """Run on the GPU; out of memory halves the chunk and retries, down to one frame,
+    whose comparisons then run on the CPU (noted in their rows and the summary)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from .gpu import is_out_of_memory, release_pool
+
+    try:
+        return _dispatch(chunk, spec, xp, ref)
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+    release_pool()
+    parts = _halves(chunk)
+    if parts is not None:
+        return pa.concat_tables([_run_with_backoff(p, spec, xp, ref) for p in parts])
+    table = _dispatch(chunk, spec, np, _on_host(ref))
+    pos = table.schema.get_field_index("note")
+    notes = pc.fill_null(table.column("note"), GPU_FALLBACK_NOTE)
+    return table.set_column(pos, table.schema.field(pos), notes)
+
+
+def run_chunk(chunk: Chunk, spec: ScanSpec, device: str, ref=None):
+    """Run one consecutive / reference / pairs chunk and return its Arrow table.
+
+    On a GPU the chunk runs on this thread's CUDA stream within the device memory
+    budget, with the out-of-memory back-off of :func:`_run_with_backoff`.
+    """
+    xp = K.resolve_device(device)
+    if xp is np:
+        return _dispatch(chunk, spec, xp, ref)
+    from .gpu import device_budget, task_stream
+
+    device_budget(spec.gpu_memory)
+    stream = task_stream()
+    with stream:
+        table = _run_with_backoff(chunk, spec, xp, ref)
+    stream.synchronize()
+    return table

@@ -70,8 +70,9 @@ def worker_scan(frames_dir: str, workers: int, scale: float = 1.0) -> dict:
     from framediff.scan import run_scan
 
     opts = make_options("fast", scale=scale, device="cpu")
-    # Warm-up on a few frames: compiles (or loads cached) kernels, like a long run would.
-    warm = sorted(Path(frames_dir).glob("*.jpg"))[:8]
+    # Warm-up on the first frames, up to the sequence's first event: compiles (or loads
+    # cached) kernels and imports the change-kind code, as any long run amortises them.
+    warm = sorted(Path(frames_dir).glob("*.jpg"))[:70]
     run_scan([str(p) for p in warm], options=opts, workers=workers)
     t = time.perf_counter()
     result = run_scan(frames_dir, options=opts, workers=workers, chunk_size=64, scheduler="threads")
