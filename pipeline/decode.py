@@ -92,6 +92,10 @@ def read_bytes(path, *, max_bytes: int | None = None) -> bytes:
     scan bounds with ``--file-timeout``. More than ``max_bytes`` bytes is a ``bomb``:
     a regular file is refused before reading, a pipe once that much has arrived.
     """
+    from .remote import is_url, read_url
+
+    if is_url(path):
+        return read_url(path, max_bytes)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:

@@ -157,6 +157,39 @@ def _mtime(path: Path) -> float:
         return float("inf")
 
 
+class UrlDiscovery(Discovery):
+    """Inputs found at fsspec URLs; report names are relative to the common prefix."""
+
+    def relative(self, path) -> str:
+        root = str(self.root).rstrip("/") + "/"
+        text = str(path)
+        return report_name(text[len(root) :] if text.startswith(root) else text)
+
+
+def _discover_urls(sources, recursive, sort) -> Discovery:
+    from .remote import is_url, list_images
+
+    if not all(is_url(s) for s in sources):
+        raise FramediffError("mix of URLs and local paths: give one kind of source")
+    if sort in ("mtime", "exif"):
+        raise FramediffError(f"--sort {sort} is not available for URLs; use natural or none")
+    urls, skipped = [], 0
+    for source in sources:
+        found_urls, n_skipped = list_images(source, recursive=recursive, is_image_name=is_image_name)
+        urls.extend(found_urls)
+        skipped += n_skipped
+    if not urls:
+        return UrlDiscovery(root=sources[0], skipped_non_image=skipped)
+    prefix = os.path.commonprefix(urls)
+    root = prefix[: prefix.rfind("/")] if "/" in prefix.split("://", 1)[1] else prefix
+    found = UrlDiscovery(root=root, skipped_non_image=skipped)
+    unique = list(dict.fromkeys(urls))
+    if sort == "natural":
+        unique.sort(key=lambda u: natural_key(found.relative(u)))
+    found.paths = unique
+    return found
+
+
 def discover(source, *, recursive: bool = False, sort: str = "natural") -> Discovery:
     """List the images of ``source`` in comparison order.
 
@@ -186,6 +219,10 @@ def discover(source, *, recursive: bool = False, sort: str = "natural") -> Disco
     sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     if not sources:
         raise FramediffError("no input given")
+    from .remote import is_url
+
+    if any(is_url(os.fspath(item)) for item in sources):
+        return _discover_urls([os.fspath(item) for item in sources], recursive, sort)
     collected = []
     roots = []
     found = Discovery(root=Path("."))

@@ -30,6 +30,7 @@ import pyarrow.dataset as pads
 
 from .errors import FramediffError
 from .metrics import ALL_METRICS, CHANNELS, HIGHER_IS_SIMILAR
+from .report import sidecar_path as _sidecar
 
 __all__ = ["write_html_report"]
 
@@ -81,12 +82,6 @@ def _e(value) -> str:
 # -- reading the report ---------------------------------------------------------------
 
 
-def _sidecar(report_path: Path, suffix: str) -> Path:
-    base = report_path.name
-    for ext in (".parquet", ".csv"):
-        if base.lower().endswith(ext):
-            base = base[: -len(ext)]
-    return report_path.with_name(base + suffix)
 
 
 def _float_columns() -> set:

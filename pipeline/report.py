@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from .errors import FramediffError
 
-__all__ = ["FORMATS", "EventGrouper", "ReportWriter", "format_for", "write_json_atomic"]
+__all__ = ["FORMATS", "EventGrouper", "ReportWriter", "csv_safe", "format_for", "sidecar_path", "write_json_atomic"]
 
 FORMATS = ("parquet", "csv")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -32,7 +32,7 @@ def format_for(path, fmt: str | None) -> str:
     return "csv" if str(path).lower().endswith(".csv") else "parquet"
 
 
-def _csv_safe(table: pa.Table) -> pa.Table:
+def csv_safe(table: pa.Table) -> pa.Table:
     """Neutralise spreadsheet formulas in text cells (CSV injection): prefix with '."""
     import pyarrow.compute as pc
 
@@ -98,13 +98,13 @@ class ReportWriter:
                 self._writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd")
             else:
                 self._writer = pacsv.CSVWriter(self.tmp, self.schema)
-        self._writer.write_table(_csv_safe(table) if self.fmt == "csv" else table)
+        self._writer.write_table(csv_safe(table) if self.fmt == "csv" else table)
 
     def _write_single(self, path: Path, table: pa.Table) -> None:
         if self.fmt == "parquet":
             pq.write_table(table, path, compression="zstd")
         else:
-            pacsv.write_csv(_csv_safe(table), path)
+            pacsv.write_csv(csv_safe(table), path)
 
     def close(self) -> Path:
         """Finish the report and move it into place; returns its path."""
@@ -133,6 +133,16 @@ class ReportWriter:
             shutil.rmtree(self.tmp, ignore_errors=True)
         elif self.tmp.exists():
             self.tmp.unlink()
+
+
+def sidecar_path(report_path, suffix: str) -> Path:
+    """A file next to the report: ``cam.parquet`` + ``.events.csv`` -> ``cam.events.csv``."""
+    report_path = Path(report_path)
+    base = report_path.name
+    for ext in (".parquet", ".csv"):
+        if base.lower().endswith(ext):
+            base = base[: -len(ext)]
+    return report_path.with_name(base + suffix)
 
 
 def write_json_atomic(path, data) -> None:

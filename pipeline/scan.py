@@ -20,8 +20,9 @@ from .metrics import HIGHER_IS_SIMILAR
 from .options import Options, make_options
 from .plan import MODES, plan_chunks, read_pair_list
 from .manifest import RunFolder, inputs_digest
+from .remote import is_url
 from .neighbours import NeighbourRule
-from .report import EventGrouper, ReportWriter, _csv_safe, format_for, write_json_atomic
+from .report import EventGrouper, ReportWriter, csv_safe, format_for, sidecar_path, write_json_atomic
 from .rows import report_schema
 from .schedule import execute
 from .tasks import GPU_FALLBACK_NOTE, ScanSpec
@@ -163,6 +164,14 @@ def run_scan(
         "reference": None if ref_index is None else names[ref_index],
         "fingerprint": options.fingerprint(),
     }
+    remote_output = None
+    if output is not None and is_url(str(output)):
+        # Write and rename locally as always, then upload the finished files.
+        import tempfile
+
+        remote_output = str(output)
+        stage = Path(tempfile.mkdtemp(prefix="framediff-stage-"))
+        output = stage / remote_output.rstrip("/").rsplit("/", 1)[-1]
     writer = None
     if output is not None:
         writer = ReportWriter(
@@ -305,6 +314,11 @@ def run_scan(
     }
     if report_path is not None:
         _write_sidecars(report_path, format_for(output, fmt), grouper, summary, summary_path)
+    if remote_output is not None:
+        from .remote import upload
+
+        upload(sorted(p for p in Path(output).parent.iterdir() if not p.name.startswith(".")), remote_output.rsplit("/", 1)[0])
+        summary["report"] = remote_output
     if keep_list is not None:
         Path(keep_list).write_text("".join(f"{names[i]}\n" for i in kept), encoding="utf-8")
     for target, link in ((copy_kept, False), (link_kept, True)):
@@ -398,16 +412,11 @@ def _reference_index(reference, names, paths) -> int:
     raise FramediffError(f"--reference {ref}: not among the scanned images")
 
 
-def _sidecar(report_path: Path, suffix: str) -> Path:
-    base = report_path.name
-    for ext in (".parquet", ".csv"):
-        if base.lower().endswith(ext):
-            base = base[: -len(ext)]
-    return report_path.with_name(base + suffix)
+
 
 
 def _write_sidecars(report_path, fmt, grouper, summary, summary_path) -> None:
-    events_path = _sidecar(report_path, f".events.{fmt}")
+    events_path = sidecar_path(report_path, f".events.{fmt}")
     events = grouper.table()
     tmp = events_path.with_name(f".{events_path.name}.tmp-{os.getpid()}")
     if fmt == "parquet":
@@ -417,10 +426,10 @@ def _write_sidecars(report_path, fmt, grouper, summary, summary_path) -> None:
     else:
         import pyarrow.csv as pacsv
 
-        pacsv.write_csv(_csv_safe(events), tmp)
+        pacsv.write_csv(csv_safe(events), tmp)
     os.replace(tmp, events_path)
     summary["events_report"] = str(events_path)
-    write_json_atomic(summary_path or _sidecar(report_path, ".summary.json"), summary)
+    write_json_atomic(summary_path or sidecar_path(report_path, ".summary.json"), summary)
 
 
 def _materialise(kept, target: Path, *, link: bool) -> None:
