@@ -36,6 +36,10 @@ class Discovery:
         Directories that could not be listed (relative to ``root``).
     symlink_loops : int
         Directory links not followed because their target was already visited.
+    times : dict of path -> float
+        Capture time (seconds since the epoch, UTC) of each input when the order came
+        from it: EXIF DateTimeOriginal (``sort='exif'``) or modification time
+        (``sort='mtime'``).
     """
 
     root: Path
@@ -43,6 +47,7 @@ class Discovery:
     skipped_non_image: int = 0
     unreadable_dirs: list = field(default_factory=list)
     symlink_loops: int = 0
+    times: dict = field(default_factory=dict)
 
     def relative(self, path) -> str:
         """``path`` relative to :attr:`root`, with forward slashes, as the report names it.
@@ -148,6 +153,17 @@ def _exif_datetime(path: Path) -> str:
             return str(value) if value else ""
     except Exception:  # unreadable files sort by name; decoding reports them later
         return ""
+
+
+def _exif_seconds(stamp: str):
+    """'YYYY:MM:DD HH:MM:SS' (EXIF has no time zone: read as UTC) -> epoch seconds."""
+    import datetime
+
+    try:
+        when = datetime.datetime.strptime(stamp.strip()[:19], "%Y:%m:%d %H:%M:%S")
+    except ValueError:
+        return None
+    return when.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
 def _mtime(path: Path) -> float:
@@ -258,8 +274,10 @@ def discover(source, *, recursive: bool = False, sort: str = "natural") -> Disco
         unique.sort(key=lambda p: natural_key(found.relative(p)))
     elif sort == "mtime":
         unique.sort(key=lambda p: (_mtime(p), natural_key(found.relative(p))))
+        found.times = {p: _mtime(p) for p in unique if _mtime(p) != float("inf")}
     elif sort == "exif":
         stamps = {p: _exif_datetime(p) for p in unique}
         unique.sort(key=lambda p: (stamps[p] == "", stamps[p], natural_key(found.relative(p))))
+        found.times = {p: t for p in unique if (t := _exif_seconds(stamps[p])) is not None}
     found.paths = unique
     return found

@@ -256,6 +256,10 @@ def _concat(parts, dtype) -> np.ndarray:
 
 
 def _numpy(column, dtype=np.float64) -> np.ndarray:
+    if pa.types.is_timestamp(column.type):  # capture times: seconds since the epoch
+        unit = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}[column.type.unit]
+        seconds = pc.cast(column, pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64)
+        return seconds / unit
     if column.type == pa.null():
         return np.full(len(column), np.nan if dtype == np.float64 else False, dtype)
     if dtype == np.bool_:
@@ -293,10 +297,18 @@ class _TopN:
 def _x_range(dataset, x_name) -> tuple[float, float] | None:
     lo, hi = math.inf, -math.inf
     for batch in dataset.to_batches(columns=[x_name], batch_size=_BATCH_ROWS):
-        mm = pc.min_max(batch.column(0))
-        if mm["min"].is_valid:
-            lo, hi = min(lo, mm["min"].as_py()), max(hi, mm["max"].as_py())
+        x = _numpy(batch.column(0))
+        x = x[np.isfinite(x)]
+        if len(x):
+            lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
     return (lo, hi) if lo <= hi else None
+
+
+def _has_times(dataset, names) -> bool:
+    """True when the report carries capture times (scans sorted by EXIF or mtime)."""
+    if "time_b" not in names:
+        return False
+    return any(batch.column(0).null_count < batch.num_rows for batch in dataset.to_batches(columns=["time_b"]))
 
 
 def _scan_numbers(dataset, x_name, metrics, n_rows, top_metric, top_n):
@@ -349,6 +361,14 @@ def _event_runs(series: _Series, events: pa.Table | None) -> list[tuple[float, f
     return [(series.x_lo - 0.5 + a * width, series.x_lo - 0.5 + b * width) for a, b in zip(edges[::2], edges[1::2])]
 
 
+_TIME_LABEL = "capture time (UTC)"
+
+
+def _format_time(value, _pos=None) -> str:
+    stamp = datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)
+    return stamp.strftime("%Y-%m-%d\n%H:%M:%S")
+
+
 def _plot_png(series: _Series, metric: str, x_label: str, threshold, spans) -> bytes:
     from matplotlib.figure import Figure
     from matplotlib.transforms import blended_transform_factory
@@ -396,8 +416,15 @@ def _plot_png(series: _Series, metric: str, x_label: str, threshold, spans) -> b
     direction = "lower = more different" if similar else "higher = more different"
     ax.set_title(f"{metric} ({direction})", loc="left", fontsize=11, parse_math=False)
     ax.set_xlabel(x_label, parse_math=False)
-    ax.set_xlim(series.x_lo - 0.5, series.x_hi + 0.5)
-    ax.ticklabel_format(axis="x", style="plain", useOffset=False)
+    if x_label == _TIME_LABEL:
+        from matplotlib.ticker import FuncFormatter
+
+        pad = max(0.02 * (series.x_hi - series.x_lo), 0.5)
+        ax.set_xlim(series.x_lo - pad, series.x_hi + pad)
+        ax.xaxis.set_major_formatter(FuncFormatter(_format_time))
+    else:
+        ax.set_xlim(series.x_lo - 0.5, series.x_hi + 0.5)
+        ax.ticklabel_format(axis="x", style="plain", useOffset=False)
     ax.grid(True, alpha=0.3)
     if series.nonfinite[metric]:
         ax.text(
@@ -631,6 +658,8 @@ def _render(report_path: Path, dataset, fmt: str, *, top: int, root) -> tuple[st
     top_metric = next((m for m in thresholds if m in metrics), metrics[0] if metrics else None)
     x_name = "pair" if mode == "pairs" or "index_b" not in names else "index_b"
     x_label = "comparison (pair)" if x_name == "pair" else "frame index (index_b)"
+    if x_name == "index_b" and _has_times(dataset, names):
+        x_name, x_label = "time_b", _TIME_LABEL
     n_rows = _count(dataset)
     series, top_rows = _scan_numbers(dataset, x_name, metrics, n_rows, top_metric, top)
 

@@ -9,7 +9,7 @@ from .metrics import HIGHER_IS_SIMILAR, extra_columns, metric_columns
 
 __all__ = ["EXTREME", "RowBuffer", "changed_flags", "report_schema", "row_schema"]
 
-def row_schema(opts, mode: str) -> pa.Schema:
+def row_schema(opts, mode: str, *, timed: bool = False) -> pa.Schema:
     """Arrow schema of a report: identifiers, shape, metric columns, extras, outcome.
 
     Metric and extra columns come from :func:`~framediff.metrics.metric_columns` and
@@ -24,6 +24,8 @@ def row_schema(opts, mode: str) -> pa.Schema:
         pa.field("height", pa.int32()),
         pa.field("width", pa.int32()),
     ]
+    if timed:  # the inputs were ordered by capture time: keep it, per frame b
+        fields.insert(5, pa.field("time_b", pa.timestamp("ms", tz="UTC")))
     if mode != "background":  # the background model measures frames, not pairs
         fields += [pa.field(name, typ) for name, typ in metric_columns(opts)]
     fields += [pa.field(name, typ) for name, typ in extra_columns(opts, mode)]

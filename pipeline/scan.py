@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from framediff import kernels as K
 
@@ -150,7 +151,12 @@ def run_scan(
         file_timeout,
         gpu_memory,
         _gpu_decode(gpu_decode, device),
+        bool(found.times),
     )
+    times = None
+    if found.times:
+        millis = [None if found.times.get(p) is None else int(found.times[p] * 1000) for p in found.paths]
+        times = pa.array(millis, pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
     primary = next(iter(thresholds), None)
     grouper = EventGrouper(
         primary, min_length=events_min_length, max_gap=events_max_gap, similarity=primary in HIGHER_IS_SIMILAR
@@ -183,6 +189,10 @@ def run_scan(
     tables = []
 
     def on_rows(table):
+        if times is not None:  # capture time of frame b, known to the driver only
+            pos = table.schema.get_field_index("time_b")
+            index_b = pa.compute.fill_null(table.column("index_b"), 0)
+            table = table.set_column(pos, table.schema.field(pos), times.take(index_b))
         counts["rows"] += table.num_rows
         status = table.column("status").to_pylist()
         counts["ok"] += status.count("ok")
@@ -267,7 +277,7 @@ def run_scan(
         )
         if run is not None:
             for number in sorted(run.completed):
-                assemble(run.completed[number].get("stripe"), run.read(number))
+                assemble(run.completed[number].get("stripe"), run.read(number).cast(spec.schema))
         flush_stripe()
         rule.finish()
     except _StrictStop as stop:

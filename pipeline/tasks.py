@@ -52,6 +52,7 @@ class ScanSpec:
     file_timeout: float | None = None  # --file-timeout: seconds before a decode is given up
     gpu_memory: int | None = None  # --gpu-memory: device budget in bytes (None: 80% of free)
     gpu_decode: bool = False  # decode JPEG on the GPU (nvImageCodec) when a GPU runs the scan
+    timed: bool = False  # the report carries capture times (time_b), filled in by the driver
 
     def frames(self, xp, capacity=0, reuse=False, skip=frozenset()) -> "Frames":
         """A :class:`Frames` for one task, with this scan's retry, timeout and decoder policy."""
@@ -68,7 +69,7 @@ class ScanSpec:
 
     @property
     def schema(self):
-        return row_schema(self.options, self.mode)
+        return row_schema(self.options, self.mode, timed=self.timed)
 
 
 @dataclass(frozen=True)

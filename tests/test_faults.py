@@ -128,11 +128,24 @@ def test_sigkill_of_a_worker_mid_run_still_gives_the_identical_report(tmp_path, 
         dask.close()
 
 
-def test_sigkill_of_framediff_then_resume_gives_the_identical_report(tmp_path, timelapse):
+@pytest.mark.parametrize("where", ["threads", "dask processes"])
+def test_sigkill_of_framediff_then_resume_gives_the_identical_report(tmp_path, timelapse, where):
     want = _reference_report(timelapse.directory, tmp_path / "want.parquet", chunk_size=2)
     out = tmp_path / "got.parquet"
     work = out.with_name(f".{out.name}.framediff-run")
     args = [*FRAMEDIFF, "scan", str(timelapse.directory), "-o", str(out), "--chunk-size", "2", "--workers", "1", "-q"]
+    dask = None
+    if where == "dask processes":
+        dask = DaskProcesses(tmp_path, n_workers=1)
+        args += ["--scheduler-file", str(dask.file)]
+    try:
+        _kill_then_resume(args, out, work, want, tmp_path)
+    finally:
+        if dask is not None:
+            dask.close()
+
+
+def _kill_then_resume(args, out, work, want, tmp_path):
     proc = subprocess.Popen(args, stderr=subprocess.DEVNULL)
     _wait_for(lambda: len(list(work.glob("part-*.parquet"))) >= 5, 60, "some partitions")
     proc.kill()
@@ -219,3 +232,29 @@ def test_a_hung_read_becomes_a_timeout_row(tmp_path):
     rows = [r for r in result.table().to_pylist() if r["path_b"] == hung.name]
     assert rows and rows[0]["error_kind"] == "timeout"
     assert result.summary["errors"] == 1 and result.summary["ok"] == result.summary["comparisons"] - 1
+
+
+def test_transient_read_errors_are_retried(tmp_path, monkeypatch):
+    """--retries: an I/O error that goes away is retried. A real transient EIO cannot be
+    produced on a local disk, so the reader fails twice, as a flaky mount would."""
+    from framediff import tasks
+    from framediff.decode import DecodeError
+
+    frames = tmp_path / "frames"
+    make_timelapse(frames, n_frames=40, size=(48, 64), seed=2, events=False)
+    real = tasks.read_frame
+    failures = {"left": 2}
+
+    def flaky(path, opts, out=None):
+        if path.endswith("frame_00010.jpg") and failures["left"]:
+            failures["left"] -= 1
+            raise DecodeError("unreadable", "Input/output error")
+        return real(path, opts, out=out)
+
+    monkeypatch.setattr(tasks, "read_frame", flaky)
+    opts = framediff.make_options("fast")
+    without = run_scan(frames, options=opts, collect=True, scheduler="synchronous")
+    assert without.summary["errors_by_kind"] == {"unreadable": 1}
+    failures["left"] = 2
+    retried = run_scan(frames, options=opts, collect=True, scheduler="synchronous", retries=2)
+    assert retried.summary["errors"] == 0
