@@ -173,10 +173,22 @@ def run_scan(
     remote_output = None
     if output is not None and is_url(str(output)):
         # Write and rename locally as always, then upload the finished files.
+        import hashlib
         import tempfile
 
         remote_output = str(output)
-        stage = Path(tempfile.mkdtemp(prefix="framediff-stage-"))
+        from .remote import filesystem
+
+        fs, remote_path = filesystem(remote_output)
+        if fs.exists(remote_path) and not overwrite:
+            raise FramediffError(f"{remote_output}: already exists (use --overwrite to replace it)")
+        # One staging folder per output URL, so an interrupted run can be resumed.
+        digest = hashlib.sha256(remote_output.encode()).hexdigest()[:16]
+        stage = Path(tempfile.gettempdir()) / f"framediff-stage-{digest}"
+        stage.mkdir(parents=True, exist_ok=True)
+        for stale in stage.iterdir():  # finished files of a run that died uploading them
+            if not stale.name.startswith("."):
+                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
         output = stage / remote_output.rstrip("/").rsplit("/", 1)[-1]
     writer = None
     if output is not None:
@@ -327,7 +339,10 @@ def run_scan(
     if remote_output is not None:
         from .remote import upload
 
-        upload(sorted(p for p in Path(output).parent.iterdir() if not p.name.startswith(".")), remote_output.rsplit("/", 1)[0])
+        staged = sorted(p for p in Path(output).parent.iterdir() if not p.name.startswith("."))
+        upload(staged, remote_output.rsplit("/", 1)[0])
+        for path in staged:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
         summary["report"] = remote_output
     if keep_list is not None:
         Path(keep_list).write_text("".join(f"{names[i]}\n" for i in kept), encoding="utf-8")

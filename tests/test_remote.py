@@ -51,3 +51,15 @@ def test_a_url_whose_protocol_library_is_missing_is_a_one_line_error(capsys):
     assert main(["scan", "s3://bucket/frames", "-q"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "s3fs" in err and "Traceback" not in err
+
+
+def test_an_existing_remote_report_is_not_replaced_without_overwrite(frames):
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/taken/r.parquet", b"someone else's report")
+    opts = framediff.make_options("fast")
+    with pytest.raises(framediff.FramediffError, match="already exists"):
+        run_scan(frames, options=opts, output="memory://taken/r.parquet")
+    run_scan(frames, options=opts, output="memory://taken/r.parquet", overwrite=True)
+    assert pq.read_table(io.BytesIO(fs.cat("/taken/r.parquet"))).num_rows == 39
+    # Twice in a row works: nothing is left behind in the local staging folder.
+    run_scan(frames, options=opts, output="memory://taken/r.parquet", overwrite=True)
