@@ -335,8 +335,30 @@ def _scan_numbers(dataset, x_name, metrics, n_rows, top_metric, top_n):
 # -- plots -----------------------------------------------------------------------------
 
 
-def _event_runs(series: _Series, events: pa.Table | None) -> list[tuple[float, float]]:
-    """Event spans in x units, merged where they share a pixel column (at most ``bins``)."""
+def _events_in_time(dataset, events):
+    """Events with their first/last frame replaced by those frames' capture times, and
+    half the median interval between frames (the spans' margin)."""
+    if events is None or events.num_rows == 0:
+        return events, 0.5
+    when = {}
+    for batch in dataset.to_batches(columns=["index_b", "time_b"], batch_size=_BATCH_ROWS):
+        for i, t in zip(_numpy(batch.column(0)), _numpy(batch.column(1))):
+            if np.isfinite(i) and np.isfinite(t):
+                when[int(i)] = t
+    first = [when.get(i, math.nan) for i in events.column("first_index").to_pylist()]
+    last = [when.get(i, math.nan) for i in events.column("last_index").to_pylist()]
+    gaps = np.diff(np.sort(np.fromiter(when.values(), float)))
+    half = 0.5 * float(np.median(gaps)) if len(gaps) else 0.5
+    table = pa.table({"first_index": pa.array(first, pa.float64()), "last_index": pa.array(last, pa.float64())})
+    return table, half
+
+
+def _event_runs(series: _Series, events: pa.Table | None, half: float = 0.5) -> list[tuple[float, float]]:
+    """Event spans in x units, merged where they share a pixel column (at most ``bins``).
+
+    ``half`` widens each span on both sides: half a frame on the index axis, half the
+    typical interval between frames on the capture-time axis.
+    """
     if events is None or events.num_rows == 0 or not {"first_index", "last_index"} <= set(events.column_names):
         return []
     first = _numpy(events.column("first_index"))
@@ -344,7 +366,7 @@ def _event_runs(series: _Series, events: pa.Table | None) -> list[tuple[float, f
     keep = np.isfinite(first) & np.isfinite(last)
     first, last = first[keep], last[keep]
     if series.raw and len(first) <= 2 * series.bins:
-        spans = sorted(zip(first - 0.5, last + 0.5))
+        spans = sorted(zip(first - half, last + half))
         merged = []
         for a, b in spans:
             if merged and a <= merged[-1][1]:
@@ -419,7 +441,8 @@ def _plot_png(series: _Series, metric: str, x_label: str, threshold, spans) -> b
     if x_label == _TIME_LABEL:
         from matplotlib.ticker import FuncFormatter
 
-        pad = max(0.02 * (series.x_hi - series.x_lo), 0.5)
+        span = series.x_hi - series.x_lo
+        pad = 0.02 * span if span > 0 else 0.5
         ax.set_xlim(series.x_lo - pad, series.x_hi + pad)
         ax.xaxis.set_major_formatter(FuncFormatter(_format_time))
     else:
@@ -665,7 +688,13 @@ def _render(report_path: Path, dataset, fmt: str, *, top: int, root) -> tuple[st
 
     plots = []
     if series is not None:
-        spans = _event_runs(series, events) if x_name == "index_b" else []
+        if x_name == "index_b":
+            spans = _event_runs(series, events)
+        elif x_name == "time_b":
+            timed, half = _events_in_time(dataset, events)
+            spans = _event_runs(series, timed, half)
+        else:
+            spans = []
         plots = [(m, _plot_png(series, m, x_label, thresholds.get(m), spans)) for m in metrics]
 
     summary = summary_json if summary_json is not None else _computed_summary(dataset, names, events)
