@@ -19,7 +19,17 @@ import dask
 from dask import delayed
 
 from .errors import FramediffError
-from .tasks import background_chain, decode_chunk, keyframe_chain, prepare_reference, run_chunk
+from .tasks import (
+    MAX_LOOKBACK,
+    background_chain,
+    consecutive_edge,
+    consecutive_inner,
+    decode_chunk,
+    keyframe_chain,
+    last_readable_before,
+    prepare_reference,
+    run_chunk,
+)
 
 #: Modes whose comparisons depend on the previous frames' outcome: decoded in
 #: parallel, then measured by a chain of tasks passing a small state along.
@@ -132,10 +142,49 @@ def execute(
                 for c, (table, state) in zip(part, results):
                     on_table(c, table, state)
             return
+        if spec.mode == "consecutive" and device == "cpu":
+            _consecutive_local(chunks, spec, device, on_table, scheduler, pool, window)
+            return
         for part in _windows(chunks, window):
             tasks = [delayed(run_chunk)(c, spec, device, ref) for c in part]
             for c, table in zip(part, _compute_local(tasks, scheduler, pool)):
                 on_table(c, table, None)
+
+
+def _consecutive_local(chunks, spec, device, on_table, scheduler, pool, window):
+    """Consecutive chunks with every frame decoded once.
+
+    Each chunk's task decodes only its own frames and measures the pairs inside it; a
+    small task per chunk then compares the chunk's first readable frame with the last
+    readable frame of the chunks before it (handed over as one prepared frame). Only the
+    first chunk of a resumed run, whose predecessor is not recomputed, decodes a frame
+    before it.
+    """
+    history = []  # (first frame, last frame, last readable frame) of earlier chunks, in order
+    for part in _windows(chunks, window):
+        inner = {c.number: delayed(consecutive_inner, nout=3)(c, spec, device) for c in part}
+        tables, pending = [], []  # pending: history positions whose frame is computed now
+        for c in part:
+            start = c.targets[0]
+            if start > 0 and (not history or history[-1][1] != start - 1):
+                # The chunks before this one are not recomputed (a resumed run): find the
+                # last readable frame before it once, standing in for them.
+                history.append((max(0, start - MAX_LOOKBACK), start - 1, delayed(last_readable_before)(c, start, spec, device)))
+                pending.append(len(history) - 1)
+            reach = start - MAX_LOOKBACK
+            previous = [last for first, end, last in reversed(history) if end >= reach]
+            tables.append(delayed(consecutive_edge)(inner[c.number], previous, spec, device))
+            history.append((start, c.targets[-1], inner[c.number][2]))
+            pending.append(len(history) - 1)
+        results = _compute_local(tables + [history[i][2] for i in pending], scheduler, pool)
+        n = len(part)
+        for c, table in zip(part, results[:n]):
+            on_table(c, table, None)
+        for i, value in zip(pending, results[n:]):
+            history[i] = (history[i][0], history[i][1], value)
+        if part:  # keep only what the next window can reach
+            horizon = part[-1].targets[-1] + 1 - MAX_LOOKBACK
+            history = [h for h in history if h[1] >= horizon - 1]
 
 
 def _second(pair):

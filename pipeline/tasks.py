@@ -27,7 +27,10 @@ __all__ = [
     "ScanSpec",
     "background_chain",
     "decode_chunk",
+    "consecutive_edge",
+    "consecutive_inner",
     "keyframe_chain",
+    "last_readable_before",
     "run_chunk",
 ]
 
@@ -273,10 +276,18 @@ class Frames:
         return index in self._where or index in self._host or index in self._slots or index in self._raw
 
     def keep(self, index: int):
-        """A small, self-contained copy of one frame for a chain's state."""
+        """A small, self-contained copy of one frame to hand to another task:
+        ``(index, prepared FrameStack or None, raw image or None, resize action or None)``."""
         raw = np.array(K.to_numpy(self._raw[index]), copy=True) if index in self._raw else None
         prepared = self._where[index][0].take(self._where[index][1]) if index in self._where else None
-        return index, prepared, raw
+        return index, prepared, raw, self.actions.get(index)
+
+    def add_kept(self, kept) -> None:
+        """Register a frame another task kept (see :meth:`keep`)."""
+        index, prepared, raw, action = kept
+        self.add_prepared(index, prepared, 0, raw=raw)
+        if action:
+            self.actions[index] = action
 
 
 #: Decode failures worth another try (``--retries``): I/O errors other than the
@@ -455,7 +466,21 @@ def _error_row(rows, spec, pair, a, b, kind, reason, note=None):
     )
 
 
+def _gap_note(prev: int, i: int):
+    if prev == i - 1:
+        return None
+    skipped = f"{prev + 1}" if prev + 1 == i - 1 else f"{prev + 1}..{i - 1}"
+    return f"compared with frame {prev}: frame {skipped} unreadable"
+
+
+def _no_reference(rows, spec, i):
+    _error_row(rows, spec, i, i - 1, i, "no-reference", f"no readable frame among the {MAX_LOOKBACK} before it")
+
+
 def _consecutive(chunk: Chunk, spec: ScanSpec, xp):
+    """A whole consecutive chunk in one task: it decodes the frame before its first target
+    itself (and further back past unreadable ones). Used where chunks must stand alone:
+    dask.distributed runs (crash isolation) and the GPU out-of-memory back-off."""
     frames = spec.frames(xp, capacity=len(chunk.targets) + 1, reuse=True, skip=chunk.skip)
     rows = RowBuffer(spec.schema)
     planned, notes = [], {}
@@ -472,15 +497,85 @@ def _consecutive(chunk: Chunk, spec: ScanSpec, xp):
                 prev = j
                 break
         if prev is None:
-            _error_row(rows, spec, i, i - 1, i, "no-reference", f"no readable frame among the {MAX_LOOKBACK} before it")
+            _no_reference(rows, spec, i)
             continue
-        if prev != i - 1:
-            skipped = f"{prev + 1}" if prev + 1 == i - 1 else f"{prev + 1}..{i - 1}"
-            notes[i] = f"compared with frame {prev}: frame {skipped} unreadable"
+        notes[i] = _gap_note(prev, i)
         planned.append((i, prev, i))
     frames.prepare()
     _measure(frames, planned, spec, rows, notes)
     return rows.table()
+
+
+def consecutive_inner(chunk: Chunk, spec: ScanSpec, device: str):
+    """The part of a consecutive chunk that needs no other chunk.
+
+    Every target is decoded once; rows are made for targets whose readable predecessor
+    lies inside the chunk. Returns ``(table, first, last)``: ``first`` and ``last`` are
+    the chunk's first and last readable frames (see :meth:`Frames.keep`), from which
+    :func:`consecutive_edge` makes the one row that crosses the chunk boundary.
+    """
+    xp = K.resolve_device(device)
+    frames = spec.frames(xp, capacity=len(chunk.targets), reuse=True, skip=chunk.skip)
+    rows = RowBuffer(spec.schema)
+    planned, notes = [], {}
+    prev = first = None
+    for i in chunk.targets:
+        if not frames.load(i, chunk.paths[i]):
+            err = frames.errors[i]
+            _error_row(rows, spec, i, i - 1 if i > 0 else None, i, err.kind, err.reason)
+            continue
+        if prev is None:
+            first = i  # compared with the last readable frame of an earlier chunk
+        elif i - prev > MAX_LOOKBACK:
+            _no_reference(rows, spec, i)
+        else:
+            notes[i] = _gap_note(prev, i)
+            planned.append((i, prev, i))
+        prev = i
+    frames.prepare()
+    _measure(frames, planned, spec, rows, notes)
+    keep = (lambda i: None if i is None else frames.keep(i))
+    return rows.table(), keep(first), keep(prev)
+
+
+def last_readable_before(chunk: Chunk, start: int, spec: ScanSpec, device: str):
+    """The last readable frame before ``start`` within the look-back, decoded here.
+
+    Only where the chunk before is not part of this run (a resumed run's first chunk).
+    """
+    frames = spec.frames(K.resolve_device(device), capacity=1)
+    first = chunk.targets[0] if chunk.targets else start
+    for j in range(start - 1, max(-1, first - 1 - MAX_LOOKBACK), -1):
+        if frames.load(j, chunk.paths[j]):
+            frames.prepare()
+            return frames.keep(j)
+    return None
+
+
+def consecutive_edge(inner, previous, spec: ScanSpec, device: str):
+    """Complete a chunk's rows with its boundary row.
+
+    ``inner`` is :func:`consecutive_inner`'s result; ``previous`` the last readable
+    frames of the chunks before it, most recent first (``None`` for a chunk with none).
+    The chunk's first readable frame is compared with the first of those found, if it
+    lies within the look-back.
+    """
+    import pyarrow as pa
+
+    table, first, _last = inner
+    if first is None or first[0] == 0:
+        return table
+    f = first[0]
+    prev = next((p for p in previous if p is not None), None)
+    rows = RowBuffer(spec.schema)
+    if prev is None or f - prev[0] > MAX_LOOKBACK:
+        _no_reference(rows, spec, f)
+    else:
+        frames = spec.frames(K.resolve_device(device))
+        frames.add_kept(prev)
+        frames.add_kept(first)
+        _measure(frames, [(f, prev[0], f)], spec, rows, {f: _gap_note(prev[0], f)})
+    return pa.concat_tables([table, rows.table()]).sort_by("pair")
 
 
 def _reference(chunk: Chunk, spec: ScanSpec, xp, ref):
@@ -532,7 +627,7 @@ def prepare_reference(index: int, path: str, spec: ScanSpec, device: str):
         exc = frames.errors[index]
         return index, None, None, f"{exc.kind}: {exc.reason}"
     frames.prepare()
-    _, prepared, raw = frames.keep(index)
+    _, prepared, raw, _action = frames.keep(index)
     return index, prepared, raw, None
 
 
@@ -562,8 +657,8 @@ def keyframe_chain(chunk: Chunk, spec: ScanSpec, frames: Frames, state):
             state = frames.keep(i)
             rows.add(pair=i, index_b=i, path_b=spec.names[i], status="ok", kept=True, note="first frame: kept")
             continue
-        kept_index, kept_stack, kept_raw = state
-        frames.add_prepared(kept_index, kept_stack, 0, raw=kept_raw)
+        kept_index = state[0]
+        frames.add_kept(state)
         before = len(rows)
         outcome = _measure(frames, [(i, kept_index, i)], spec, rows, {})
         changed = outcome.get(i)

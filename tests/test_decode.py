@@ -7,6 +7,9 @@ import math
 from collections import Counter
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image, ImageOps
 
@@ -169,28 +172,46 @@ def test_each_image_is_decoded_once(clean_sequence, decode_counter, mode, chunk_
     assert set(decode_counter.values()) == {1}
 
 
+@pytest.mark.parametrize("scheduler", ["synchronous", "threads", "processes"])
 @pytest.mark.parametrize("chunk_size", [1, 6, 64])
-def test_consecutive_decodes_at_most_the_chunk_overlap_twice(clean_sequence, decode_counter, chunk_size):
-    """What the code does today: each chunk re-decodes the frame before its first target.
-
-    So the last frame of every chunk but the last is decoded twice (by its own task and as
-    the predecessor of the next): n + n_chunks - 1 decodes in all.
-    """
-    n = len(clean_sequence)
-    scan(clean_sequence[0].parent, chunk_size=chunk_size, scheduler="synchronous")
-    n_chunks = math.ceil(n / chunk_size)
+def test_consecutive_decodes_each_image_exactly_once(clean_sequence, decode_counter, chunk_size, scheduler):
+    """Chunk boundaries hand over one prepared frame instead of decoding it again."""
+    if scheduler == "processes" and chunk_size != 6:
+        pytest.skip("one process-pool run is enough (the counter only sees this process)")
+    df = scan(clean_sequence[0].parent, chunk_size=chunk_size, scheduler="synchronous" if scheduler == "processes" else scheduler)
+    assert (df["status"] == "ok").all()
     assert set(decode_counter) == {str(p) for p in clean_sequence}
-    assert sum(decode_counter.values()) == n + n_chunks - 1
-    twice = sorted(str(clean_sequence[s - 1]) for s in range(chunk_size, n, chunk_size))
-    assert sorted(p for p, c in decode_counter.items() if c > 1) == twice
-    assert max(decode_counter.values()) <= 2
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="consecutive chunks overlap by one frame and each task decodes that frame itself, "
-    "so a chunk boundary frame is decoded twice (n + n_chunks - 1 decodes), not once",
-)
-def test_consecutive_decodes_each_image_exactly_once(clean_sequence, decode_counter):
-    scan(clean_sequence[0].parent, chunk_size=6, scheduler="synchronous")
     assert set(decode_counter.values()) == {1}
+
+
+def test_a_resumed_run_decodes_only_the_frame_before_its_first_chunk_again(clean_sequence, decode_counter, tmp_path):
+    """A resumed run does not recompute finished chunks: their last frame is decoded once
+    more, as the predecessor of the first chunk computed, and nothing else is."""
+    from framediff.manifest import RunFolder, inputs_digest, work_folder
+    from framediff.scan import run_scan
+
+    out = tmp_path / "r.parquet"
+    opts = framediff.make_options("fast")
+    full = run_scan(clean_sequence[0].parent, options=opts, chunk_size=6, collect=True).table()
+    # Leave a run folder behind as an interrupted run would: the first two chunks done.
+    names = tuple(p.name for p in clean_sequence)
+    identity = {
+        "fingerprint": opts.fingerprint(),
+        "inputs": inputs_digest(names, [str(p) for p in clean_sequence]),
+        "mode": "consecutive",
+        "chunk_size": 6,
+        "thresholds": {"l0_fraction": 0.01, "kl": 0.2},
+        "reference": None,
+    }
+    run = RunFolder(out, identity, resume=False, overwrite=False)
+    done = full.filter(pc.less(full.column("index_b"), 12))
+    for number, lo in enumerate((0, 6)):
+        part = done.filter(pc.and_(pc.greater_equal(done.column("index_b"), lo), pc.less(done.column("index_b"), lo + 6)))
+        run.record(number, part.append_column("extreme", pa.nulls(part.num_rows, pa.bool_())))
+    assert work_folder(out).exists()
+    decode_counter.clear()
+    run_scan(clean_sequence[0].parent, options=opts, chunk_size=6, output=out, resume=True)
+    assert decode_counter[str(clean_sequence[11])] == 1
+    assert sum(decode_counter.values()) == len(clean_sequence) - 12 + 1
+    got = pq.read_table(out)
+    assert got.column("pair").to_pylist() == full.column("pair").to_pylist()
