@@ -142,16 +142,16 @@ def run_scan(
     if file_timeout is not None and file_timeout <= 0:
         raise FramediffError(f"--file-timeout must be positive, got {file_timeout}")
     spec = ScanSpec(
-        options,
-        mode,
-        tuple(thresholds.items()),
-        names,
-        None if mask_dir is None else str(mask_dir),
-        retries,
-        file_timeout,
-        gpu_memory,
-        _gpu_decode(gpu_decode, device),
-        bool(found.times),
+        options=options,
+        mode=mode,
+        thresholds=tuple(thresholds.items()),
+        names=names,
+        mask_dir=None if mask_dir is None else str(mask_dir),
+        retries=retries,
+        file_timeout=file_timeout,
+        gpu_memory=gpu_memory,
+        gpu_decode=_gpu_decode(gpu_decode, device),
+        timed=bool(found.times),
     )
     times = None
     if found.times:
