@@ -67,21 +67,6 @@ def _value_range(dtype, data_range):
     return 0.0, data_range
 
 
-def _match_histogram(source, template, xp):
-    """``source`` with its intensities remapped so its histogram becomes ``template``'s.
-
-    The monotone quantile mapping of scikit-image's ``match_histograms``: each
-    distinct source value goes to the template value at the same quantile (linear
-    interpolation between template values), so equal inputs stay equal.
-    """
-    _, inverse, counts = xp.unique(source.ravel(), return_inverse=True, return_counts=True)
-    t_values, t_counts = xp.unique(template.ravel(), return_counts=True)
-    quantiles = xp.cumsum(counts) / source.size
-    t_quantiles = xp.cumsum(t_counts) / template.size
-    mapped = xp.interp(quantiles, t_quantiles, t_values)
-    return mapped[inverse.ravel()].reshape(source.shape)
-
-
 def _aligned_difference(a, b, shift_y, shift_x, xp):
     """mean |a - b moved|: ``b`` sampled at (y - shift_y, x - shift_x), bilinear.
 
@@ -179,6 +164,7 @@ def change_kind_features(
     (0.0, 1.0, 0.0)
     """
     from .align import phase_correlation
+    from .exposure import match_histograms
     from .histograms import histogram_distance, histograms
     from .ssim import structural_similarity
 
@@ -208,7 +194,7 @@ def change_kind_features(
     lighting, lighting_ssim, aligned, shift_y, shift_x, peaks = [], [], [], [], [], []
     for i in range(af.shape[0]):
         sy, sx, peak = phase_correlation(af[i], bf[i], upsample_factor=upsample_factor, xp=xp)
-        matched = ((af[i], _match_histogram(bf[i], af[i], xp)), (_match_histogram(af[i], bf[i], xp), bf[i]))
+        matched = ((af[i], match_histograms(bf[i], af[i], xp=xp)), (match_histograms(af[i], bf[i], xp=xp), bf[i]))
         residual = [xp.abs(x - y).mean() for x, y in matched]
         better = 0 if bool(residual[0] <= residual[1]) else 1  # synchronize
         pick = 1 - better if bool(flat[i]) else better  # synchronize

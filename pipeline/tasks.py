@@ -221,7 +221,7 @@ class Frames:
             image = decode_on_device(read_bytes(path), gray=True)
         except Exception:  # missing decoder, unsupported or damaged file: the CPU path decides
             return False
-        image, action = fit_frame(image, self.opts) if self.opts.resize != "error" else (image, None)
+        image, action = fit_frame(image, self.opts)
         if action:
             self.actions[index] = action
         self._host[index] = image  # a device array; prepare() stacks it with its shape group
@@ -478,32 +478,14 @@ def _no_reference(rows, spec, i):
 
 
 def _consecutive(chunk: Chunk, spec: ScanSpec, xp):
-    """A whole consecutive chunk in one task: it decodes the frame before its first target
-    itself (and further back past unreadable ones). Used where chunks must stand alone:
-    dask.distributed runs (crash isolation) and the GPU out-of-memory back-off."""
-    frames = spec.frames(xp, capacity=len(chunk.targets) + 1, reuse=True, skip=chunk.skip)
-    rows = RowBuffer(spec.schema)
-    planned, notes = [], {}
-    for i in chunk.targets:
-        if not frames.load(i, chunk.paths[i]):
-            err = frames.errors[i]
-            _error_row(rows, spec, i, i - 1 if i > 0 else None, i, err.kind, err.reason)
-            continue
-        if i == 0:
-            continue  # the first frame has nothing before it
-        prev = None
-        for j in range(i - 1, max(-1, i - 1 - MAX_LOOKBACK), -1):
-            if frames.load(j, chunk.paths[j]):
-                prev = j
-                break
-        if prev is None:
-            _no_reference(rows, spec, i)
-            continue
-        notes[i] = _gap_note(prev, i)
-        planned.append((i, prev, i))
-    frames.prepare()
-    _measure(frames, planned, spec, rows, notes)
-    return rows.table()
+    """A whole consecutive chunk in one task: it also decodes the last readable frame
+    before its first target itself. Used where chunks must stand alone: dask.distributed
+    runs (crash isolation) and the GPU out-of-memory back-off."""
+    device = "cpu" if xp is np else "gpu"
+    inner = consecutive_inner(chunk, spec, device)
+    start = chunk.targets[0] if chunk.targets else 0
+    before = last_readable_before(chunk, start, spec, device) if start > 0 else None
+    return consecutive_edge(inner, [before], spec, device)
 
 
 def consecutive_inner(chunk: Chunk, spec: ScanSpec, device: str):
@@ -541,11 +523,11 @@ def consecutive_inner(chunk: Chunk, spec: ScanSpec, device: str):
 def last_readable_before(chunk: Chunk, start: int, spec: ScanSpec, device: str):
     """The last readable frame before ``start`` within the look-back, decoded here.
 
-    Only where the chunk before is not part of this run (a resumed run's first chunk).
+    Only where the chunk before is not at hand: a chunk that must stand alone, or the
+    first chunk a resumed run computes.
     """
-    frames = spec.frames(K.resolve_device(device), capacity=1)
-    first = chunk.targets[0] if chunk.targets else start
-    for j in range(start - 1, max(-1, first - 1 - MAX_LOOKBACK), -1):
+    frames = spec.frames(K.resolve_device(device), capacity=1, skip=chunk.skip)
+    for j in range(start - 1, max(-1, start - 1 - MAX_LOOKBACK), -1):
         if frames.load(j, chunk.paths[j]):
             frames.prepare()
             return frames.keep(j)
