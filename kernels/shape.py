@@ -20,6 +20,7 @@ __all__ = [
     "ShapeMismatchError",
     "crop",
     "reconcile_shapes",
+    "reduce_to",
     "resize_area",
 ]
 
@@ -330,3 +331,34 @@ def reconcile_shapes(a, b, *, resize="error", crop=None, xp=None):
             actions.append(f"resize b {_hw(sb)}->{_hw(sa)}")
             b = _resize_like(b, sa, xp)
     return a, b, "; ".join(actions) if actions else "none"
+
+
+def reduce_to(image, max_side: int, *, min_side: int = 16, xp=None):
+    """Block-mean a 2-D image by the smallest whole factor that fits ``max_side``.
+
+    A cheap overview for decisions that need the global picture (change kinds): the
+    remainder rows and columns are dropped, and an image that is already small enough
+    (or would fall under ``min_side``) is returned as it is. One pass on CPU.
+
+    Returns
+    -------
+    array
+        float64 of shape (H // f, W // f), or ``image`` itself.
+    """
+    from .backend import array_namespace, is_cupy
+
+    xp = array_namespace(image, xp=xp)
+    h, w = image.shape[-2:]
+    f = -(-max(h, w) // int(max_side))
+    if f <= 1 or min(h, w) // f < min_side:
+        return image
+    if is_cupy(image):
+        hh, ww = h // f * f, w // f * f
+        return image[:hh, :ww].reshape(hh // f, f, ww // f, f).mean(axis=(1, 3))
+    import numpy as np
+
+    from ._cpu_fused import block_mean
+
+    out = np.empty((h // f, w // f), np.float64)
+    block_mean(np.ascontiguousarray(image), f, out)
+    return out

@@ -340,22 +340,6 @@ def _ordered(result: dict, opts: Options) -> dict:
 CHANGE_KIND_SIDE = 256
 
 
-def _small(image):
-    """Block-mean downscale by a whole factor so the longer side fits CHANGE_KIND_SIDE."""
-    h, w = image.shape[-2:]
-    f = -(-max(h, w) // CHANGE_KIND_SIDE)
-    if f <= 1 or min(h, w) // f < 16:
-        return image
-    if K.is_cupy(image):
-        hh, ww = h // f * f, w // f * f
-        return image[:hh, :ww].reshape(hh // f, f, ww // f, f).mean(axis=(1, 3))
-    from framediff.kernels._cpu_fused import block_mean
-
-    out = np.empty((h // f, w // f), np.float64)
-    block_mean(np.ascontiguousarray(image), f, out)
-    return out
-
-
 def change_kinds(stack_a: FrameStack, first, stack_b: FrameStack, second) -> list[tuple[str, bool]]:
     """Label pairs by kind of change (lighting, shift, content, cut, none).
 
@@ -364,6 +348,7 @@ def change_kinds(stack_a: FrameStack, first, stack_b: FrameStack, second) -> lis
     extreme against both its neighbours.
     """
     from framediff.kernels.change_kind import change_kind_features, classify_change, extreme_pairs
+    from framediff.kernels.shape import reduce_to
 
     labels = []
     small = {}  # a frame in two changed pairs is reduced once
@@ -371,7 +356,7 @@ def change_kinds(stack_a: FrameStack, first, stack_b: FrameStack, second) -> lis
     def reduced(stack, pos):
         key = (id(stack), pos)
         if key not in small:
-            small[key] = _small(stack.pixels[pos])
+            small[key] = reduce_to(stack.pixels[pos], CHANGE_KIND_SIDE)
         return small[key]
 
     for i, j in zip(first, second):

@@ -334,3 +334,14 @@ def test_gpu_matches_numpy():
     na, nb = overlap(CAMERA, b, (-2, 2))
     assert_array_equal(to_numpy(ga), na)
     assert_array_equal(to_numpy(gb), nb)
+
+
+def test_reduce_to_is_the_block_mean_by_a_whole_factor():
+    from framediff.kernels.shape import reduce_to
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (1080, 1920), dtype=np.uint8)
+    small = reduce_to(image, 256)  # factor ceil(1920 / 256) = 8
+    np.testing.assert_allclose(small, image.reshape(135, 8, 240, 8).mean(axis=(1, 3)), rtol=1e-12)
+    tiny = image[:40, :60]
+    assert reduce_to(tiny, 256) is tiny
