@@ -100,24 +100,8 @@ def compare(a, b, *, metrics=None, preset: str = "classic", options: Options | N
             "size-mismatch",
             f"shape {wb}x{hb} differs from {wa}x{ha} of {_label(a, '<array a>')} (see --resize, --crop)",
         ) from None
-    result["shape"] = tuple(int(v) for v in image_a.shape[:2]) if "shape_action" not in result else _shape_after(
-        image_a, image_b, opts
-    )
+    result["shape"] = result.pop("shape")  # last, after the metrics
     return result
-
-
-def _shape_after(a, b, opts):
-    from .options import parse_size
-
-    target = parse_size(opts.resize)
-    if target:
-        return target
-    (ha, wa), (hb, wb) = a.shape[:2], b.shape[:2]
-    if opts.crop:
-        return (min(ha, hb), min(wa, wb))
-    if opts.resize == "smallest" and ha * wa > hb * wb:  # the image with more pixels goes to the other's shape
-        return (hb, wb)
-    return (ha, wa)
 
 
 def _common_dtype(a, b):

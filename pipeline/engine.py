@@ -28,6 +28,7 @@ __all__ = [
     "measure_pairs",
     "prepare_stack",
     "read_frame",
+    "reconcile_pair",
 ]
 
 _EDGE_GAIN = {"sobel": 4 * math.sqrt(2), "prewitt": 3 * math.sqrt(2)}
@@ -241,20 +242,8 @@ def _combined(stack: FrameStack, opts: Options) -> FrameStack:
     return FrameStack(stack.pixels.reshape(1, c * h, w), probabilities, stack.data_range, edges)
 
 
-def measure_pair_images(a: np.ndarray, b: np.ndarray, opts: Options, xp=np) -> dict:
-    """Measure one pair of decoded images with every pairwise option applied.
-
-    In order: shape policy (``--resize``/``--crop``), alignment (phase correlation,
-    then only the overlap is compared), exposure matching of ``b`` to ``a``, then the
-    same preparation and batch measurement as :func:`measure_pairs`. With ``--color``
-    each channel is measured (``l1_r``...), the combined metrics treat the three
-    channel planes as one image, and CIE76 Delta E statistics are added.
-
-    Returns
-    -------
-    dict
-        Metric name -> Python number, plus ``shift_y``/``shift_x``/``align_peak``
-        with ``--align`` and ``shape_action`` with a shape policy.
+def reconcile_pair(a: np.ndarray, b: np.ndarray, opts: Options):
+    """Apply the shape policy (``--resize``/``--crop``) to a pair: ``(a, b, action)``.
 
     Raises
     ------
@@ -263,18 +252,42 @@ def measure_pair_images(a: np.ndarray, b: np.ndarray, opts: Options, xp=np) -> d
     """
     from framediff.kernels.shape import reconcile_shapes
 
-    result = {}
+    target = parse_size(opts.resize)
+    if a.shape[:2] == b.shape[:2] and not target:
+        return a, b, "none"
+    return reconcile_shapes(a, b, resize=target or opts.resize, crop=opts.crop)
+
+
+def measure_pair_images(a: np.ndarray, b: np.ndarray, opts: Options, xp=np, *, shape_action=None) -> dict:
+    """Measure one pair of decoded images with every pairwise option applied.
+
+    In order: shape policy (``--resize``/``--crop``), alignment (phase correlation,
+    then only the overlap is compared), exposure matching of ``b`` to ``a``, then the
+    same preparation and batch measurement as :func:`measure_pairs`. With ``--color``
+    each channel is measured (``l1_r``...), the combined metrics treat the three
+    channel planes as one image, and CIE76 Delta E statistics are added.
+
+    ``shape_action`` given means the pair has already been through
+    :func:`reconcile_pair`, which said so.
+
+    Returns
+    -------
+    dict
+        Metric name -> Python number, plus ``shape`` (height, width) as compared
+        after the shape policy, ``shift_y``/``shift_x``/``align_peak`` with
+        ``--align`` and ``shape_action`` with a shape policy.
+
+    Raises
+    ------
+    ShapeMismatchError
+        The shapes differ and ``--resize error`` with no ``--crop``.
+    """
+    if shape_action is None:
+        a, b, shape_action = reconcile_pair(a, b, opts)
+    result = {"shape": (int(a.shape[0]), int(a.shape[1]))}
     source_dtype = a.dtype
-    policy = parse_size(opts.resize) or opts.resize
-    if a.shape[:2] != b.shape[:2] or parse_size(opts.resize):
-        if policy == "first" and a.shape[:2] == b.shape[:2]:
-            action = "none"
-        else:
-            a, b, action = reconcile_shapes(a, b, resize=policy, crop=opts.crop)
-    else:
-        action = "none"
     if opts.resize != "error" or opts.crop:
-        result["shape_action"] = action
+        result["shape_action"] = shape_action
     if opts.align:
         from framediff.kernels.align import overlap, phase_correlation
 

@@ -16,7 +16,16 @@ import numpy as np
 from framediff import kernels as K
 
 from .decode import DecodeError
-from .engine import FrameStack, change_kinds, fit_frame, measure_pair_images, measure_pairs, prepare_stack, read_frame
+from .engine import (
+    FrameStack,
+    change_kinds,
+    fit_frame,
+    measure_pair_images,
+    measure_pairs,
+    prepare_stack,
+    read_frame,
+    reconcile_pair,
+)
 from .options import Options
 from .rows import RowBuffer, changed_flags, row_schema
 
@@ -400,9 +409,10 @@ def _measure_single(frames, pair, a, b, spec, rows, notes, thresholds) -> dict:
     from framediff.kernels.shape import ShapeMismatchError
 
     opts = spec.options
-    raw_a, raw_b = frames.raw(a), frames.raw(b)
     try:
-        values = measure_pair_images(raw_a, raw_b, opts, frames.xp)
+        # The pair as compared (shape policy applied once); change kinds look at it too.
+        raw_a, raw_b, action = reconcile_pair(frames.raw(a), frames.raw(b), opts)
+        values = measure_pair_images(raw_a, raw_b, opts, frames.xp, shape_action=action)
     except ShapeMismatchError as exc:
         _error_row(rows, spec, pair, a, b, "size-mismatch", str(exc))
         return {}
@@ -416,23 +426,12 @@ def _measure_single(frames, pair, a, b, spec, rows, notes, thresholds) -> dict:
     if changed and opts.change_kind:
         ga = K.to_gray(raw_a, "luma") if raw_a.ndim == 3 else raw_a
         gb = K.to_gray(raw_b, "luma") if raw_b.ndim == 3 else raw_b
-        if ga.shape != gb.shape:  # judged on the pair as compared (--crop, --resize smallest)
-            from framediff.kernels.shape import reconcile_shapes
-
-            from .options import parse_size
-
-            ga, gb, _ = reconcile_shapes(ga, gb, resize=parse_size(opts.resize) or opts.resize, crop=opts.crop)
         stack_a = prepare_stack([ga], _plain(opts), frames.xp)
         stack_b = prepare_stack([gb], _plain(opts), frames.xp)
         kind, extreme = change_kinds(stack_a, [0], stack_b, [0])[0]
     else:
         extreme = None
-    if "shape_action" in values:  # the shape compared, as compare() reports it
-        from .compare import _shape_after
-
-        shape = _shape_after(raw_a, raw_b, opts)
-    else:
-        shape = raw_a.shape[:2]
+    shape = values.pop("shape")
     rows.add(
         **_row_common(spec, pair, a, b, shape),
         changed=changed,
