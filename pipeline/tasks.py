@@ -287,8 +287,11 @@ class Frames:
     def keep(self, index: int):
         """A small, self-contained copy of one frame to hand to another task:
         ``(index, prepared FrameStack or None, raw image or None, resize action or None)``."""
-        raw = np.array(K.to_numpy(self._raw[index]), copy=True) if index in self._raw else None
         prepared = self._where[index][0].take(self._where[index][1]) if index in self._where else None
+        # The decoded frame travels only when a pair may need it (pairwise options, shape
+        # policies); otherwise the prepared frame is all the next task uses.
+        needs_raw = prepared is None or self.opts.pairwise or self.opts.resize != "error" or self.opts.crop
+        raw = np.array(K.to_numpy(self._raw[index]), copy=True) if needs_raw and index in self._raw else None
         return index, prepared, raw, self.actions.get(index)
 
     def add_kept(self, kept) -> None:
