@@ -60,19 +60,14 @@ def _local_pool(scheduler: str, workers: int):
 
 @contextmanager
 def _client(scheduler):
-    from distributed import Client
-
-    if isinstance(scheduler, Client):
+    """A given Client as is; an address joined the way the CLI joins one."""
+    if hasattr(scheduler, "submit"):
         yield scheduler
         return
-    try:
-        client = Client(scheduler, timeout="20s")
-    except OSError as exc:
-        raise FramediffError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
-    try:
+    from .cluster import open_cluster
+
+    with open_cluster({"scheduler": scheduler}) as client:
         yield client
-    finally:
-        client.close()
 
 
 def _compute_local(tasks, scheduler, pool):
