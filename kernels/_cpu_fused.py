@@ -7,8 +7,17 @@ tests check that both agree.
 
 from __future__ import annotations
 
-import numba
-import numpy as np
+import os
+
+# Compiled kernels are cached per user, never inside the installed package or a
+# checkout (read at numba's import: set before it, unless the user chose a place).
+os.environ.setdefault(
+    "NUMBA_CACHE_DIR",
+    os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "framediff", "numba"),
+)
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
 
 @numba.njit(nogil=True, cache=True)
 def pair_norms_int(frames_a, first, frames_b, second, tol_int, out):

@@ -88,7 +88,7 @@ def resolve_device(device: str | None = None):
     if device == "gpu":
         cupy, reason = _probe_cupy()
         if cupy is None:
-            raise BackendError(f"--device gpu was requested but {reason}")
+            raise BackendError(f"device='gpu' was requested but {reason}")
         return cupy
     raise ValueError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")
 

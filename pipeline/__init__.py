@@ -1,15 +1,26 @@
 """framediff: quantify how much images differ, from one pair to directories of millions.
 
-The public API: :func:`compare` (one pair, files or arrays) and :func:`scan` (a
-directory, Dask-scheduled, one row per comparison). The array kernels live in
-:mod:`framediff.kernels`.
+The public API: :func:`compare` (one pair, files or arrays), :func:`scan` (a directory,
+Dask-scheduled, one row per comparison, as a table) and :func:`run_scan` (the same
+call streaming to a report, what ``framediff scan`` runs). The array kernels live in
+:mod:`framediff.kernels`; the scan modes in :mod:`framediff.modes`.
 """
 
-__version__ = "0.1.0"
+from .compare import compare
+from .errors import FramediffError, InputError, ParameterError
+from .options import Options, make_options
+from .scan import ScanResult, run_scan, scan
+from .version import __version__
 
-from .compare import compare  # noqa: E402
-from .errors import FramediffError, InputError  # noqa: E402
-from .options import Options, make_options  # noqa: E402
-from .scan import scan  # noqa: E402
-
-__all__ = ["FramediffError", "InputError", "Options", "__version__", "compare", "make_options", "scan"]
+__all__ = [
+    "FramediffError",
+    "InputError",
+    "Options",
+    "ParameterError",
+    "ScanResult",
+    "__version__",
+    "compare",
+    "make_options",
+    "run_scan",
+    "scan",
+]

@@ -11,87 +11,28 @@ import json
 import math
 import sys
 
-from framediff import __version__
-
 from framediff.kernels import BackendError
 
+from . import cli_report, cli_scan
+from .cli_options import (
+    EPILOG,
+    EXIT_OK,
+    EXIT_USAGE,
+    OneLineParser,
+    add_measurement_options,
+    flag_text,
+    measurement_overrides,
+)
+from .compare import compare
+from .config import apply_config
 from .errors import FramediffError
+from .version import __version__
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+__all__ = ["build_parser", "main"]
 
-EPILOG = """exit codes:
-  0  every comparison succeeded
-  1  some inputs could not be read or compared (scan: error rows in the report)
-  2  usage error, unusable option or device, or an unreadable input (compare, scan --strict)
-"""
-
-
-def _percentiles(text: str):
-    try:
-        lo, hi = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LOW,HIGH such as 1,99, got {text!r}") from None
-    return lo, hi
-
-
-def add_compare_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``compare`` and ``scan``: how images are prepared and measured."""
-    g = parser.add_argument_group("measurement")
-    g.add_argument("--metrics", help="comma-separated metrics, or 'all' (see README for definitions)")
-    g.add_argument("--gray", choices=("mean", "luma"), help="channel mean (classic) or BT.601 luma")
-    g.add_argument(
-        "--normalize",
-        choices=("none", "minmax", "percentile", "zscore", "match", "meanstd"),
-        help="exposure normalization; match/meanstd match b's histogram/mean+std to a",
-    )
-    g.add_argument("--percentiles", type=_percentiles, metavar="LOW,HIGH", help="clip points for --normalize percentile")
-    g.add_argument("--tol", type=float, help="L0 counts pixels with |a-b| > TOL")
-    g.add_argument("--bins", type=int, help="histogram bins (default 256)")
-    g.add_argument("--data-range", type=float, help="PSNR peak value (default: natural range)")
-    g.add_argument("--scale", type=float, help="compare at reduced resolution, 0.125..1 (JPEG: DCT-domain)")
-    g.add_argument("--max-pixels", type=int, help="refuse images declaring more pixels (decompression bombs)")
-    g.add_argument("--device", choices=("auto", "cpu", "gpu"), help="array backend (env FRAMEDIFF_DEVICE)")
-    t = parser.add_argument_group("preprocessing and toolbox")
-    t.add_argument("--resize", help="images of different sizes: error (default), first, smallest, or WxH")
-    t.add_argument("--crop", choices=("center", "topleft"), help="crop a pair to its common extent")
-    t.add_argument("--align", action="store_true", default=None, help="register by phase correlation, compare the overlap")
-    t.add_argument("--upsample", type=int, help="sub-pixel refinement factor of --align (default 10; 1 = whole pixels)")
-    t.add_argument("--blur", type=float, help="Gaussian blur sigma before comparing")
-    t.add_argument("--median", type=int, help="median filter size before comparing")
-    t.add_argument("--color", action="store_true", default=None, help="per-channel metrics and CIE76 Delta E")
-    t.add_argument("--edges", choices=("none", "sobel", "prewitt"), help="compare gradient magnitudes")
-    t.add_argument("--moving-threshold", type=float, help="optical flow: pixels a point must move (default 0.5)")
-    t.add_argument("--flow-corners", type=int, help="optical flow: corners tracked per pair (default 500)")
-    t.add_argument(
-        "--no-change-kind", dest="change_kind", action="store_false", default=None, help="do not label changed rows"
-    )
-
-
-def option_overrides(args) -> dict:
-    """The measurement options given on the command line (None = not given)."""
-    return {
-        "metrics": args.metrics,
-        "gray": args.gray,
-        "normalize": args.normalize,
-        "percentiles": args.percentiles,
-        "tol": args.tol,
-        "bins": args.bins,
-        "data_range": args.data_range,
-        "scale": args.scale,
-        "max_pixels": args.max_pixels,
-        "device": args.device,
-        "resize": args.resize,
-        "crop": args.crop,
-        "align": args.align,
-        "upsample": args.upsample,
-        "blur": args.blur,
-        "median": args.median,
-        "color": args.color,
-        "edges": args.edges,
-        "moving_threshold": args.moving_threshold,
-        "flow_corners": args.flow_corners,
-        "change_kind": args.change_kind,
-    }
+#: Options whose value may itself start with a dash (a batch directive such as
+#: ``--constraint=skylake``): the next argument is taken as the value, whatever it is.
+_DASH_VALUES = ("--job-extra-directive",)
 
 
 def _format_value(value) -> str:
@@ -101,10 +42,7 @@ def _format_value(value) -> str:
 
 
 def _run_compare(args) -> int:
-    from .compare import compare
-
-    preset = args.preset or "classic"
-    result = compare(args.a, args.b, preset=preset, **option_overrides(args))
+    result = compare(args.a, args.b, preset=args.preset or "classic", **measurement_overrides(args))
     height, width = result.pop("shape")
     if args.json:
         print(json.dumps({"a": args.a, "b": args.b, "shape": [height, width], "metrics": result}))
@@ -122,14 +60,15 @@ def _run_compare(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """The ``framediff`` parser with its ``compare``, ``scan``, ``demo`` and ``report`` commands."""
+    parser = OneLineParser(
         prog="framediff",
         description="Quantify how much images differ, from one pair to directories of millions.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"framediff {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
 
     p = sub.add_parser(
@@ -143,26 +82,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("b", help="image to compare with the reference")
     p.add_argument("--preset", choices=("classic", "fast"), help="option set (default: classic)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    add_compare_options(p)
+    add_measurement_options(p)
     p.set_defaults(run=_run_compare)
-
-    from . import cli_report, cli_scan
 
     cli_scan.register(sub)
     cli_report.register(sub)
     return parser
 
 
+def _join_dash_values(argv: list) -> list:
+    out, it = [], iter(argv)
+    for token in it:
+        if token in _DASH_VALUES:
+            value = next(it, None)
+            out.append(token if value is None else f"{token}={value}")
+        else:
+            out.append(token)
+    return out
+
+
 def main(argv=None) -> int:
     """Entry point of the ``framediff`` console script; returns the exit code."""
     parser = build_parser()
+    argv = _join_dash_values(list(sys.argv[1:] if argv is None else argv))
     try:
-        from .config import apply_config
-
         args = apply_config(parser, argv)  # --config FILE: its values become defaults
         return args.run(args)
     except (FramediffError, BackendError) as exc:
-        print(f"framediff: error: {exc}", file=sys.stderr)
+        print(f"framediff: error: {flag_text(str(exc), getattr(exc, 'parameter', None))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("framediff: interrupted", file=sys.stderr)

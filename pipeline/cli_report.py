@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from .cli_options import EPILOG, EXIT_OK
 from .errors import FramediffError
+from .html_report import write_html_report
 
 __all__ = ["register"]
 
@@ -18,9 +20,6 @@ def _default_output(report: str) -> str:
 
 
 def _run_report(args) -> int:
-    from .cli import EXIT_OK
-    from .html_report import write_html_report
-
     if args.top < 0:
         raise FramediffError(f"--top must be >= 0, got {args.top}")
     output = args.output or _default_output(args.report)
@@ -35,8 +34,6 @@ def _run_report(args) -> int:
 
 def register(sub) -> None:
     """Add the ``report`` subcommand to the ``framediff`` parser."""
-    from .cli import EPILOG
-
     p = sub.add_parser(
         "report",
         help="turn a scan report into one self-contained HTML page",

@@ -1,4 +1,4 @@
-"""``framediff scan`` and ``framediff demo``: thin layers over :func:`run_scan`."""
+"""``framediff scan`` and ``framediff demo``: argv mapped onto :func:`framediff.run_scan`."""
 
 from __future__ import annotations
 
@@ -7,10 +7,20 @@ import sys
 import time
 from pathlib import Path
 
-from .decode import DEFAULT_MAX_PIXELS
+from .cli_options import EPILOG, EXIT_OK, EXIT_SOME_FAILED, add_measurement_options, given
+from .cluster import add_cluster_arguments, job_script
+from .config import add_config_argument
+from .demo import run_demo
+from .discover import SORT_ORDERS, discover
 from .errors import FramediffError
+from .modes import MODES, get_mode
+from .request import CLUSTER_FIELDS, GPU_DECODE, OPTION_FIELDS, REQUEST_FIELDS, default
+from .scan import run_scan
 
 __all__ = ["Progress", "register"]
+
+#: Flags whose destination differs from the API parameter they set.
+_RENAMED = {"threshold": "thresholds"}
 
 
 class Progress:
@@ -56,86 +66,32 @@ def _bytes(text: str) -> int:
     return int(value)
 
 
-def _expected_rows(n_inputs_hint: int, mode: str) -> int:
-    if mode == "pairs":
-        return n_inputs_hint * (n_inputs_hint - 1) // 2
-    return max(n_inputs_hint - 1, 0) if mode in ("consecutive", "reference") else n_inputs_hint  # keyframes, background
-
-
-def _scan_options(args):
-    from .cli import option_overrides
-    from .options import make_options
-
-    overrides = option_overrides(args)
-    overrides.update(
-        bg_method=args.bg_method, learning_rate=args.learning_rate, window=args.window, k=args.k, warmup=args.warmup
-    )
-    return make_options(args.preset or "fast", **overrides)
-
-
-def _progress_for(args, mode):
+def _progress_for(args):
     if args.quiet or not sys.stderr.isatty():
         return None
-    from .discover import discover
-
     try:
         n = len(discover(args.source, recursive=args.recursive, sort="none").paths)
+        return Progress(get_mode(args.mode).expected_rows(n))
     except FramediffError:
         return None
-    return Progress(_expected_rows(n, mode))
 
 
-def _scan_with(args, opts, output, scheduler):
-    from .scan import run_scan
-
-    return run_scan(
-        args.source,
-        options=opts,
-        mode=args.mode,
-        reference=args.reference,
-        pair_list=args.pair_list,
-        thresholds=args.threshold,
-        recursive=args.recursive,
-        sort=args.sort,
-        chunk_size=args.chunk_size,
-        scheduler=scheduler,
-        workers=args.workers,
-        output=output,
-        fmt=args.format,
-        partitioned=args.partitioned,
-        overwrite=args.overwrite,
-        summary_path=args.summary,
-        events_min_length=args.event_min_length,
-        events_max_gap=args.event_gap,
-        keep_list=args.keep_list,
-        copy_kept=args.copy_kept,
-        link_kept=args.link_kept,
-        progress=_progress_for(args, args.mode),
-        strict=args.strict,
-        mask_dir=args.masks,
-        resume=args.resume,
-        retries=args.retries,
-        file_timeout=args.file_timeout,
-        gpu_memory=args.gpu_memory,
-        gpu_decode=args.gpu_decode,
-    )
+def scan_parameters(args: argparse.Namespace) -> dict:
+    """The :func:`framediff.run_scan` keyword arguments that ``args`` spell."""
+    names = set(OPTION_FIELDS) | set(REQUEST_FIELDS) | set(CLUSTER_FIELDS) | set(_RENAMED) | {"preset"}
+    params = {_RENAMED.get(k, k): v for k, v in given(args, names).items()}
+    for flag in ("recursive", "partitioned", "overwrite", "resume", "strict"):
+        if not params.get(flag):
+            params.pop(flag, None)  # store_true flags left off: the API's own default
+    params.setdefault("output", "framediff-report.csv" if args.format == "csv" else "framediff-report.parquet")
+    return params
 
 
 def _run_scan(args) -> int:
-    from .cli import EXIT_OK, EXIT_SOME_FAILED
-    from .cluster import job_script, open_cluster
-
     if args.print_job_script:
         print(job_script(args), end="")
         return EXIT_OK
-    opts = _scan_options(args)
-    output = args.output or ("framediff-report.csv" if args.format == "csv" else "framediff-report.parquet")
-    with open_cluster(args) as client:
-        result = _scan_with(args, opts, output, args.scheduler if client is None else client)
-    if args.html and result.report is not None:
-        from .html_report import write_html_report
-
-        write_html_report(result.report, args.html)
+    result = run_scan(args.source, progress=_progress_for(args), **scan_parameters(args))
     s = result.summary
     if not args.quiet:
         print(
@@ -149,36 +105,32 @@ def _run_scan(args) -> int:
 
 
 def _add_scan_arguments(p) -> None:
-    from .cli import add_compare_options
-
-    p.add_argument("source", nargs="+", help="directory, glob pattern, or a file listing image paths")
+    p.add_argument("source", nargs="+", help="directory, glob pattern, image file, or a file listing image paths")
     p.add_argument("-o", "--output", help="report path (.parquet or .csv); default framediff-report.parquet")
     p.add_argument("--format", choices=("parquet", "csv"), help="report format (default: from the suffix)")
     p.add_argument("--partitioned", action="store_true", help="write a folder of part files (big runs)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report (or an interrupted run)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run: compute only missing partitions")
-    p.add_argument("--retries", type=int, default=0, help="further attempts after a transient read error (default 0)")
+    p.add_argument("--retries", type=int, default=default("retries"), help=f"further attempts after a transient read error (default {default('retries')})")
     p.add_argument("--file-timeout", type=float, help="seconds before a hung decode becomes an error row")
     gp = p.add_argument_group("GPU (with --device gpu)")
     gp.add_argument("--gpu-memory", type=_bytes, help="device memory budget, e.g. 40GB (default: 80%% of free)")
-    gp.add_argument(
-        "--gpu-decode", choices=("auto", "on", "off"), default="auto", help="decode JPEG on the GPU (nvImageCodec)"
-    )
+    gp.add_argument("--gpu-decode", choices=GPU_DECODE, default=default("gpu_decode"), help=f"decode JPEG on the GPU (nvImageCodec; default {default('gpu_decode')})")
     p.add_argument("--summary", help="JSON summary path (default: next to the report)")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report (see 'framediff report')")
-    p.add_argument(
-        "--mode", default="consecutive", choices=("consecutive", "reference", "pairs", "keyframes", "background")
-    )
+    p.add_argument("--mode", default=default("mode").name, choices=tuple(MODES))
     p.add_argument("--reference", help="reference image (path or index) for --mode reference; default the first")
     p.add_argument("--pair-list", help="CSV of pairs (a,b as paths or indices) for --mode pairs")
     p.add_argument(
         "--threshold",
         action="append",
         metavar="METRIC=VALUE",
-        help="mark a comparison changed when METRIC crosses VALUE (repeatable; default kl=0.2, l0_fraction=0.01)",
+        help="mark a comparison changed when METRIC crosses VALUE (repeatable; default "
+        + ", ".join(f"{k}={v}" for k, v in get_mode(default("mode").name).default_thresholds.items())
+        + ")",
     )
-    p.add_argument("--event-min-length", type=int, default=1, help="changed comparisons an event needs (default 1)")
-    p.add_argument("--event-gap", type=int, default=0, help="unchanged comparisons allowed inside an event (default 0)")
+    p.add_argument("--event-min-length", type=int, default=default("event_min_length"), help=f"changed comparisons an event needs (default {default('event_min_length')})")
+    p.add_argument("--event-gap", type=int, default=default("event_gap"), help=f"unchanged comparisons allowed inside an event (default {default('event_gap')})")
     p.add_argument("--keep-list", help="keyframes: write the kept images' paths to this file")
     p.add_argument("--copy-kept", help="keyframes: copy the kept images into this folder")
     p.add_argument("--link-kept", help="keyframes: symlink the kept images into this folder")
@@ -190,33 +142,25 @@ def _add_scan_arguments(p) -> None:
     b.add_argument("--k", type=float, help="foreground outside mean +- k sigma (default 2)")
     b.add_argument("--warmup", type=int, help="frames that only teach the model (default 10)")
     p.add_argument("--recursive", action="store_true", help="descend into subdirectories")
-    p.add_argument("--sort", default="natural", choices=("natural", "mtime", "exif", "none"))
+    p.add_argument("--sort", default=default("sort"), choices=SORT_ORDERS)
     p.add_argument("--preset", choices=("fast", "classic"), help="option set (default: fast)")
-    p.add_argument("--scheduler", default="threads", help="threads, processes, synchronous or tcp://host:port")
+    p.add_argument("--scheduler", default=default("scheduler"), help=f"threads, processes, synchronous or tcp://host:port (default {default('scheduler')})")
     p.add_argument("--workers", type=int, help="local workers (default: CPU count)")
-    p.add_argument("--chunk-size", type=int, default=64, help="frames per task (default 64)")
+    p.add_argument("--chunk-size", type=int, default=default("chunk_size"), help=f"frames per task (default {default('chunk_size')})")
     p.add_argument("--strict", action="store_true", help="stop with exit code 2 at the first unreadable input")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary lines")
-    add_compare_options(p)
-    from .cluster import add_cluster_arguments
-    from .config import add_config_argument
-
+    add_measurement_options(p)
     add_config_argument(p)
     add_cluster_arguments(p)
 
 
 def _run_demo(args) -> int:
-    from .cli import EXIT_OK, EXIT_SOME_FAILED
-    from .demo import run_demo
-
     ok = run_demo(Path(args.directory), frames=args.frames, workers=args.workers)
     return EXIT_OK if ok else EXIT_SOME_FAILED
 
 
 def register(sub) -> None:
     """Add the ``scan`` and ``demo`` subcommands to the ``framediff`` parser."""
-    from .cli import EPILOG
-
     p = sub.add_parser(
         "scan",
         help="compare the images of a directory (Dask-scheduled), write a report",
@@ -226,7 +170,7 @@ def register(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_scan_arguments(p)
-    p.set_defaults(run=_run_scan, max_pixels_default=DEFAULT_MAX_PIXELS)
+    p.set_defaults(run=_run_scan)
 
     d = sub.add_parser(
         "demo",

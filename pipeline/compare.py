@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from framediff import kernels as K
+from framediff.kernels.shape import ShapeMismatchError
 
 from .decode import DecodeError, downscale
 from .engine import measure_pair_images, read_frame
@@ -63,7 +64,8 @@ def compare(a, b, *, metrics=None, preset: str = "classic", options: Options | N
         ``'classic'`` (default here) is channel mean, min-max to 0..255 and tol 0,
         which reproduces the classic Manhattan and zero norms exactly.
     options : Options, optional
-        A ready options object (the one a scan uses); overrides then do not apply.
+        A ready options object (the one a scan uses); ``metrics`` and ``overrides``
+        are applied on top of it (``preset`` cannot be combined with it).
     **overrides
         Any :class:`~framediff.options.Options` field: ``gray``, ``normalize``,
         ``tol``, ``bins``, ``scale``, ``device``...
@@ -83,14 +85,12 @@ def compare(a, b, *, metrics=None, preset: str = "classic", options: Options | N
     BackendError
         ``device='gpu'`` without a usable GPU.
     """
-    opts = options or make_options(preset, metrics=metrics, **overrides)
+    opts = _options(options, preset, metrics, overrides)
     xp = K.resolve_device(opts.device)
     image_a = load_gray(a, opts, "<array a>")
     image_b = load_gray(b, opts, "<array b>")
     if image_a.dtype != image_b.dtype:
         image_a, image_b = _common_dtype(image_a, image_b)
-    from framediff.kernels.shape import ShapeMismatchError
-
     try:
         result = measure_pair_images(image_a, image_b, opts, xp)
     except ShapeMismatchError:
@@ -102,6 +102,18 @@ def compare(a, b, *, metrics=None, preset: str = "classic", options: Options | N
         ) from None
     result["shape"] = result.pop("shape")  # last, after the metrics
     return result
+
+
+def _options(options, preset, metrics, overrides) -> Options:
+    if options is None:
+        return make_options(preset, metrics=metrics, **overrides)
+    if not isinstance(options, Options):
+        raise TypeError(f"options must be an Options object (see make_options), got {type(options).__name__}")
+    if preset != "classic":
+        raise TypeError("give either options or preset, not both")
+    if metrics is not None:
+        overrides["metrics"] = metrics
+    return options.replace(**overrides) if overrides else options
 
 
 def _common_dtype(a, b):

@@ -14,8 +14,9 @@ import threading
 
 import numpy as np
 
+from framediff import kernels as K
+
 __all__ = [
-    "GpuOutOfMemory",
     "device_budget",
     "gpu_decoder",
     "is_out_of_memory",
@@ -26,10 +27,6 @@ __all__ = [
 ]
 
 _local = threading.local()
-
-
-class GpuOutOfMemory(MemoryError):
-    """A chunk did not fit the device (or the --gpu-memory budget)."""
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -88,22 +85,12 @@ def device_budget(limit_bytes: int | None) -> int:
 
 def release_pool() -> None:
     """Return CuPy's cached device blocks (after an out-of-memory error)."""
-    from framediff.kernels import gpu_available
-
-    if not gpu_available():
+    if not K.gpu_available():
         return
     import cupy
 
     cupy.get_default_memory_pool().free_all_blocks()
     cupy.get_default_pinned_memory_pool().free_all_blocks()
-
-
-def frames_per_batch(frame_bytes: int, budget: int) -> int:
-    """How many frames a device batch may hold: each frame costs about 24x its uint8
-    size on the device (the frame, float64 copies for normalization and filters, and
-    the histogram and reduction scratch), and the budget is shared by two chunks in
-    flight per GPU."""
-    return max(1, budget // (2 * 24 * max(1, frame_bytes)))
 
 
 @functools.lru_cache(maxsize=1)
@@ -127,8 +114,6 @@ def decode_on_device(data: bytes, gray: bool):
     grey level on some pixels).
     """
     import cupy
-
-    from framediff import kernels as K
 
     decoder = gpu_decoder()
     if decoder is None:

@@ -6,12 +6,11 @@ atomically) with its row count, size and SHA-256. The manifest is named by the h
 of the options and of the input listing, so ``--resume`` continues exactly the run it
 belongs to and refuses any other. Chain modes also record the state the next chunk
 starts from: the last kept frame's index (keyframes) or the background model's
-arrays (background, an ``.npz`` file loaded without pickle).
+arrays (background, an ``.npz`` file loaded without pickle), as the mode dumps it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -22,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .atomic import atomic_path, clean_stale_temporaries, write_bytes_atomic
 from .errors import FramediffError
 
 __all__ = ["RunFolder", "inputs_digest", "work_folder"]
@@ -57,41 +57,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def clean_stale_temporaries(folder: Path) -> int:
-    """Remove ``.NAME.tmp-PID`` files left by processes that no longer run."""
-    removed = 0
-    if not folder.is_dir():
-        return 0
-    for entry in folder.iterdir():
-        name = entry.name
-        if not name.startswith(".") or ".tmp-" not in name:
-            continue
-        pid_text = name.rsplit(".tmp-", 1)[1]
-        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
-            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
-            removed += 1
-    return removed
-
-
 class RunFolder:
     """The work folder of one scan with an output.
 
@@ -118,19 +83,21 @@ class RunFolder:
             recorded = self._read()
             if resume:
                 if recorded is None:
-                    raise FramediffError(f"{self.path}: no readable manifest to resume from (start again with --overwrite)")
+                    raise FramediffError(f"{self.path}: no readable manifest to resume from (start again with overwrite=True)")
                 differs = sorted(k for k in self.identity if recorded.get("identity", {}).get(k) != self.identity[k])
                 if differs:
                     raise FramediffError(
                         f"cannot resume: {', '.join(differs)} changed since the interrupted run "
-                        f"(use --overwrite to start again)"
+                        f"(use overwrite=True to start again)"
                     )
                 self.completed = {int(k): v for k, v in recorded.get("completed", {}).items() if self._intact(v)}
-            elif overwrite:
+            elif overwrite or (recorded is not None and not recorded.get("completed")):
+                # Replaced on request; a folder without a finished chunk (a run that
+                # failed at its start) is no interrupted run: nothing to continue.
                 shutil.rmtree(self.path)
             else:
                 raise FramediffError(
-                    f"an interrupted run left {self.path}: continue it with --resume, or start again with --overwrite"
+                    f"an interrupted run left {self.path}: continue it with resume=True, or start again with overwrite=True"
                 )
         elif resume:
             raise FramediffError(f"nothing to resume: {self.path} does not exist")
@@ -152,22 +119,24 @@ class RunFolder:
 
     def _save(self) -> None:
         data = {"identity": self.identity, "completed": {str(k): v for k, v in sorted(self.completed.items())}}
-        _write_atomic(self.path / MANIFEST, json.dumps(data, indent=1).encode())
+        write_bytes_atomic(self.path / MANIFEST, json.dumps(data, indent=1).encode(), sync=True)
 
     def record(self, number: int, table: pa.Table, state=None, *, stripe=None) -> None:
         """Persist one finished chunk (and the chain state after it), then the manifest.
 
-        ``stripe`` is the all-pairs block row the chunk belongs to (for ordering).
+        ``state`` is the mode's record of the chain state, ``(JSON fields, arrays)``
+        (see :meth:`~framediff.modes.Mode.dump_state`); ``stripe`` the all-pairs block
+        row the chunk belongs to (for ordering).
         """
         name = f"part-{number:06d}.parquet"
         final = self.path / name
-        tmp = self.path / f".{name}.tmp-{os.getpid()}"
-        pq.write_table(table, tmp)
-        os.replace(tmp, final)
+        with atomic_path(final) as tmp:
+            pq.write_table(table, tmp)
         entry = {"file": name, "rows": table.num_rows, "bytes": final.stat().st_size, "sha256": _sha256(final)}
         if stripe is not None:
             entry["stripe"] = stripe
-        entry.update(self._save_state(number, state))
+        if state is not None:
+            entry.update(self._save_state(number, *state))
         self.completed[number] = entry
         self._save()
 
@@ -183,37 +152,30 @@ class RunFolder:
 
     # -- chain state -------------------------------------------------------------
 
-    def _save_state(self, number: int, state) -> dict:
-        if state is None:
-            return {}
-        if isinstance(state, tuple):  # keyframes: (kept index, prepared frame, raw frame)
-            return {"kept_index": int(state[0])}
-        from framediff import kernels as K
-
-        fields = dataclasses.asdict(state)
-        arrays = {k: K.to_numpy(v) for k, v in fields.items() if v is not None and not np.isscalar(v) and not isinstance(v, str)}
-        scalars = {k: v for k, v in fields.items() if k not in arrays}
-        name = f"state-{number:06d}.npz"
-        tmp = self.path / f".{name}.tmp-{os.getpid()}.npz"
-        np.savez(tmp, **arrays)
-        os.replace(tmp, self.path / name)
-        # Only the newest model is ever resumed from: drop the older ones (they are big).
-        for old, entry in self.completed.items():
-            if old < number and entry.pop("model_file", None):
-                entry.pop("model_scalars", None)
-                (self.path / f"state-{old:06d}.npz").unlink(missing_ok=True)
-        return {"model_file": name, "model_scalars": scalars}
+    def _save_state(self, number: int, fields: dict, arrays: dict) -> dict:
+        entry = {"state": fields}
+        if arrays:
+            name = f"state-{number:06d}.npz"
+            with atomic_path(self.path / name, suffix=".npz") as tmp:
+                np.savez(tmp, **arrays)
+            entry["state_file"] = name
+            # Only the newest state is ever resumed from: drop the older arrays (big).
+            for old, older in self.completed.items():
+                if old < number and older.pop("state_file", None):
+                    older.pop("state", None)
+                    (self.path / f"state-{old:06d}.npz").unlink(missing_ok=True)
+        return entry
 
     def state_after(self, number: int):
-        """What :meth:`record` saved for chunk ``number``: kept index or model fields."""
+        """What :meth:`record` saved for chunk ``number``: ``(fields, arrays)`` or None."""
         entry = self.completed.get(number, {})
-        if "kept_index" in entry:
-            return ("keyframes", entry["kept_index"])
-        if "model_file" in entry:
-            with np.load(self.path / entry["model_file"], allow_pickle=False) as data:
+        if "state" not in entry:
+            return None
+        arrays = {}
+        if "state_file" in entry:
+            with np.load(self.path / entry["state_file"], allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
-            return ("background", {**entry["model_scalars"], **arrays})
-        return None
+        return entry["state"], arrays
 
     def remove(self) -> None:
         """Delete the folder once the report is complete."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from framediff.kernels import HIST_DISTANCES, NORM_NAMES
+from framediff.kernels.flow import FLOW_STATS
 
 __all__ = [
     "ALL_METRICS",
@@ -18,7 +19,7 @@ __all__ = [
     "NORM_METRICS",
     "STRUCTURE_METRICS",
     "UnknownMetricError",
-    "extra_columns",
+    "option_columns",
     "metric_columns",
     "parse_metrics",
 ]
@@ -28,7 +29,7 @@ HIST_METRICS: tuple[str, ...] = HIST_DISTANCES
 #: Structure: mean SSIM (Wang et al. 2004) and the fraction of edge pixels that changed.
 STRUCTURE_METRICS = ("ssim", "edge_change")
 #: Sparse pyramidal Lucas-Kanade flow of good features to track, from a to b.
-FLOW_METRICS = ("flow_median", "flow_max", "flow_moving_fraction", "flow_points")
+FLOW_METRICS: tuple[str, ...] = FLOW_STATS
 #: CIE76 colour difference (Delta E in CIELAB) statistics; need --color.
 COLOR_METRICS = ("delta_e_mean", "delta_e_p95", "delta_e_max")
 ALL_METRICS: tuple[str, ...] = NORM_METRICS + HIST_METRICS + STRUCTURE_METRICS + FLOW_METRICS + COLOR_METRICS
@@ -109,15 +110,11 @@ def metric_columns(opts) -> list[tuple[str, pa.DataType]]:
     return cols
 
 
-def extra_columns(opts, mode: str) -> list[tuple[str, pa.DataType]]:
-    """Columns that options add besides metrics: alignment, shape policy, change kind."""
+def option_columns(opts) -> list[tuple[str, pa.DataType]]:
+    """Columns that options add besides metrics: alignment shifts, shape policy."""
     cols = []
     if opts.align:
         cols += [("shift_y", pa.float64()), ("shift_x", pa.float64()), ("align_peak", pa.float64())]
     if opts.resize != "error" or opts.crop:
         cols.append(("shape_action", pa.string()))
-    if mode == "background":
-        cols.append(("foreground_fraction", pa.float64()))
-    if opts.change_kind and mode != "background":
-        cols.append(("change_kind", pa.string()))
     return cols

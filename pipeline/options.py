@@ -12,10 +12,10 @@ from framediff.kernels import GRAY_METHODS, NORMALIZATIONS
 from framediff.kernels.backend import DEVICE_ENV
 
 from .decode import DEFAULT_MAX_PIXELS
-from .errors import FramediffError
+from .errors import ParameterError
 from .metrics import CLASSIC_METRICS, FAST_METRICS, parse_metrics
 
-__all__ = ["PAIR_NORMALIZATIONS", "PRESETS", "Options", "OptionsError", "make_options", "parse_size"]
+__all__ = ["PAIR_NORMALIZATIONS", "PRESETS", "Options", "OptionsError", "make_options", "parse_size", "preset_default"]
 
 #: Exposure normalizations that need both images: b is matched to a.
 PAIR_NORMALIZATIONS = ("match", "meanstd")
@@ -31,7 +31,7 @@ def parse_size(text) -> tuple[int, int] | None:
     return int(h), int(w)
 
 
-class OptionsError(FramediffError, ValueError):
+class OptionsError(ParameterError):
     """An option value that cannot be used; the message names the option."""
 
 
@@ -127,6 +127,12 @@ class Options:
         matching, colour): frames are then measured pair by pair, not in batches."""
         return self.align or self.normalize in PAIR_NORMALIZATIONS or self.color
 
+    def replace(self, **overrides) -> "Options":
+        """A validated copy with ``overrides`` applied (``None`` keeps a value)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "preset"}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return make_options(self.preset, **values)
+
     def fingerprint(self) -> str:
         """A short hash of the options that change results (names a run)."""
         d = self.to_dict()
@@ -135,13 +141,21 @@ class Options:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
-#: ``classic``: channel mean, min-max to 0..255, zero tolerance, the two classic norms.
-#: ``fast``: the scan default, luma straight from the JPEG decoder, no normalization,
-#: a tolerance of 10 grey levels so sensor noise does not count, all norms and KL.
+#: ``fast``: the scan default, the :class:`Options` defaults themselves (luma straight
+#: from the JPEG decoder, no normalization, a tolerance of 10 grey levels so sensor
+#: noise does not count, all norms and KL). ``classic``: channel mean, min-max to
+#: 0..255, zero tolerance, the two classic norms.
 PRESETS = {
     "classic": dict(gray="mean", normalize="minmax", tol=0.0, metrics=CLASSIC_METRICS),
-    "fast": dict(gray="luma", normalize="none", tol=10.0, metrics=FAST_METRICS),
+    "fast": {},
 }
+
+
+def preset_default(name: str, preset: str = "fast"):
+    """The value of option ``name`` in ``preset`` when not given (``--help`` shows it)."""
+    if name in PRESETS[preset]:
+        return PRESETS[preset][name]
+    return next(f.default for f in dataclasses.fields(Options) if f.name == name)
 
 
 def make_options(preset: str = "fast", **overrides) -> Options:
@@ -155,12 +169,12 @@ def make_options(preset: str = "fast", **overrides) -> Options:
         An unknown preset or option, or a value out of range.
     """
     if preset not in PRESETS:
-        raise OptionsError(f"unknown preset {preset!r}; choose from: {', '.join(PRESETS)}")
+        raise OptionsError("preset", f": unknown preset {preset!r}; choose from: {', '.join(PRESETS)}")
     values = dict(PRESETS[preset])
     known = {f.name for f in dataclasses.fields(Options)}
     for key, value in overrides.items():
         if key not in known:
-            raise OptionsError(f"unknown option {key!r}")
+            raise OptionsError("options", f": unknown option {key!r}")
         if value is not None:
             values[key] = value
     values["preset"] = preset
@@ -169,7 +183,7 @@ def make_options(preset: str = "fast", **overrides) -> Options:
     try:
         values["metrics"] = parse_metrics(values.get("metrics"), color=bool(values.get("color")))
     except ValueError as exc:
-        raise OptionsError(str(exc)) from None
+        raise OptionsError("metrics", str(exc), named=False) from None
     opts = Options(**values)
     _validate(opts)
     return opts
@@ -177,42 +191,42 @@ def make_options(preset: str = "fast", **overrides) -> Options:
 
 def _validate(opts: Options) -> None:
     if opts.gray not in GRAY_METHODS:
-        raise OptionsError(f"--gray must be one of {', '.join(GRAY_METHODS)}, got {opts.gray!r}")
+        raise OptionsError("gray", f"must be one of {', '.join(GRAY_METHODS)}, got {opts.gray!r}")
     if opts.normalize not in NORMALIZATIONS + PAIR_NORMALIZATIONS:
         allowed = ", ".join(NORMALIZATIONS + PAIR_NORMALIZATIONS)
-        raise OptionsError(f"--normalize must be one of {allowed}, got {opts.normalize!r}")
+        raise OptionsError("normalize", f"must be one of {allowed}, got {opts.normalize!r}")
     lo, hi = opts.percentiles
     if not 0 <= lo < hi <= 100:
-        raise OptionsError(f"--percentiles must satisfy 0 <= low < high <= 100, got {lo},{hi}")
+        raise OptionsError("percentiles", f"must satisfy 0 <= low < high <= 100, got {lo},{hi}")
     if opts.tol < 0:
-        raise OptionsError(f"--tol must be >= 0, got {opts.tol}")
+        raise OptionsError("tol", f"must be >= 0, got {opts.tol}")
     if not 1 <= int(opts.bins) <= 65536:
-        raise OptionsError(f"--bins must be in 1..65536, got {opts.bins}")
+        raise OptionsError("bins", f"must be in 1..65536, got {opts.bins}")
     if not 0 < opts.scale <= 1:
-        raise OptionsError(f"--scale must be in (0, 1], got {opts.scale}")
+        raise OptionsError("scale", f"must be in (0, 1], got {opts.scale}")
     if opts.scale < 0.125:
-        raise OptionsError(f"--scale must be at least 0.125 (1/8, the smallest JPEG DCT scale), got {opts.scale}")
+        raise OptionsError("scale", f"must be at least 0.125 (1/8, the smallest JPEG DCT scale), got {opts.scale}")
     if opts.max_pixels < 1:
-        raise OptionsError(f"--max-pixels must be positive, got {opts.max_pixels}")
+        raise OptionsError("max_pixels", f"must be positive, got {opts.max_pixels}")
     if opts.data_range is not None and opts.data_range <= 0:
-        raise OptionsError(f"--data-range must be positive, got {opts.data_range}")
+        raise OptionsError("data_range", f"must be positive, got {opts.data_range}")
     if opts.resize not in ("error", "first", "smallest") and parse_size(opts.resize) is None:
-        raise OptionsError(f"--resize must be error, first, smallest or WxH (e.g. 640x480), got {opts.resize!r}")
+        raise OptionsError("resize", f"must be error, first, smallest or WxH (e.g. 640x480), got {opts.resize!r}")
     if opts.crop not in (None, "center", "topleft"):
-        raise OptionsError(f"--crop must be center or topleft, got {opts.crop!r}")
+        raise OptionsError("crop", f"must be center or topleft, got {opts.crop!r}")
     if opts.upsample < 1:
-        raise OptionsError(f"--upsample must be >= 1, got {opts.upsample}")
+        raise OptionsError("upsample", f"must be >= 1, got {opts.upsample}")
     if opts.blur < 0:
-        raise OptionsError(f"--blur must be >= 0, got {opts.blur}")
+        raise OptionsError("blur", f"must be >= 0, got {opts.blur}")
     if opts.median < 0 or opts.median == 1:
-        raise OptionsError(f"--median must be 0 (off) or a size >= 2, got {opts.median}")
+        raise OptionsError("median", f"must be 0 (off) or a size >= 2, got {opts.median}")
     if opts.edges not in ("none", "sobel", "prewitt"):
-        raise OptionsError(f"--edges must be none, sobel or prewitt, got {opts.edges!r}")
+        raise OptionsError("edges", f"must be none, sobel or prewitt, got {opts.edges!r}")
     if opts.bg_method not in ("ema", "window"):
-        raise OptionsError(f"--bg-method must be ema or window, got {opts.bg_method!r}")
+        raise OptionsError("bg_method", f"must be ema or window, got {opts.bg_method!r}")
     if not 0 < opts.learning_rate <= 1:
-        raise OptionsError(f"--learning-rate must be in (0, 1], got {opts.learning_rate}")
+        raise OptionsError("learning_rate", f"must be in (0, 1], got {opts.learning_rate}")
     if opts.window < 2 or opts.warmup < 1 or opts.k <= 0:
-        raise OptionsError("--window must be >= 2, --warmup >= 1 and --k > 0")
+        raise OptionsError("window", f"must be >= 2, warmup >= 1 and k > 0, got {opts.window}, {opts.warmup}, {opts.k}")
     if opts.device not in ("auto", "cpu", "gpu"):
-        raise OptionsError(f"--device must be auto, cpu or gpu, got {opts.device!r}")
+        raise OptionsError("device", f"must be auto, cpu or gpu, got {opts.device!r}")

@@ -1,75 +1,52 @@
-"""Planning a scan: which comparisons, split into chunks of work."""
+"""Planning a scan: the unit of work (:class:`Chunk`) and the helpers modes plan with."""
 
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import FramediffError
-from .tasks import MAX_LOOKBACK, Chunk
 
-__all__ = ["MODES", "plan_chunks", "read_pair_list"]
-
-MODES = ("consecutive", "reference", "pairs", "keyframes", "background")
+__all__ = ["Chunk", "frame_ranges", "pair_number", "read_pair_list"]
 
 
-def _ranges(n: int, chunk_size: int, start: int = 0):
+@dataclass(frozen=True)
+class Chunk:
+    """One task's share of the plan.
+
+    Attributes
+    ----------
+    number : int
+        Position of this chunk's rows in the report.
+    targets : tuple of int
+        Frames compared as ``b`` (consecutive, reference, keyframes, background).
+    paths : dict int -> str
+        Paths of every frame this task may decode (targets, overlap, look-back).
+    pairs : tuple of (pair, index_a, index_b)
+        Explicit comparisons (pairs mode).
+    stripe : int or None
+        All-pairs mode: the block row; a report is written stripe by stripe, sorted,
+        so its row order does not depend on the block size.
+    skip : frozenset of int
+        Frames that crashed a worker process: reported as ``worker-crash``.
+    """
+
+    number: int
+    targets: tuple = ()
+    paths: dict = field(default_factory=dict)
+    pairs: tuple = ()
+    stripe: int | None = None
+    skip: frozenset = frozenset()
+
+
+def frame_ranges(n: int, chunk_size: int, start: int = 0):
+    """``(start, end)`` of consecutive runs of ``chunk_size`` frame indices below ``n``."""
     for s in range(start, n, chunk_size):
         yield s, min(n, s + chunk_size)
 
 
-def plan_chunks(paths, mode: str, chunk_size: int, *, reference: int | None = None, pairs=None):
-    """Yield the chunks of a scan, lazily (an all-pairs plan can be large).
-
-    Parameters
-    ----------
-    paths : sequence of str
-        Every input, by frame index.
-    mode : str
-        One of :data:`MODES`.
-    chunk_size : int
-        Frames per task (or frames per block side in ``pairs`` mode).
-    reference : int, optional
-        Frame index of the reference (``reference`` mode).
-    pairs : sequence of (int, int), optional
-        Explicit pairs for ``pairs`` mode; all pairs i < j when omitted.
-    """
-    n = len(paths)
-    if mode in ("consecutive", "keyframes", "background"):
-        for number, (s, e) in enumerate(_ranges(n, chunk_size)):
-            # Consecutive chunks overlap by one frame, plus the look-back for bad frames.
-            first = max(0, s - 1 - MAX_LOOKBACK) if mode == "consecutive" else s
-            yield Chunk(number, tuple(range(s, e)), {i: paths[i] for i in range(first, e)})
-    elif mode == "reference":
-        targets = [i for i in range(n) if i != reference]
-        for number, s in enumerate(range(0, len(targets), chunk_size)):
-            part = targets[s : s + chunk_size]
-            yield Chunk(number, tuple(part), {i: paths[i] for i in part})
-    elif mode == "pairs":
-        if pairs is not None:
-            for number, s in enumerate(range(0, len(pairs), chunk_size * chunk_size)):
-                part = pairs[s : s + chunk_size * chunk_size]
-                triples = tuple((s + k, a, b) for k, (a, b) in enumerate(part))
-                needed = {i for _, a, b in triples for i in (a, b)}
-                yield Chunk(number, (), {i: paths[i] for i in needed}, triples)
-            return
-        # Blocks of the upper triangle: memory stays bounded whatever n is.
-        number = 0
-        blocks = list(_ranges(n, chunk_size))
-        for bi, (si, ei) in enumerate(blocks):
-            for sj, ej in blocks[bi:]:
-                triples = tuple(
-                    (_pair_number(i, j, n), i, j) for i in range(si, ei) for j in range(max(sj, i + 1), ej)
-                )
-                if triples:
-                    needed = set(range(si, ei)) | set(range(sj, ej))
-                    yield Chunk(number, (), {i: paths[i] for i in needed}, triples, stripe=bi)
-                    number += 1
-    else:
-        raise FramediffError(f"unknown mode {mode!r}; choose from: {', '.join(MODES)}")
-
-
-def _pair_number(i: int, j: int, n: int) -> int:
+def pair_number(i: int, j: int, n: int) -> int:
     """Row-major position of pair (i, j), i < j, among all pairs of n frames."""
     return i * n - i * (i + 1) // 2 + (j - i - 1)
 
@@ -97,6 +74,8 @@ def read_pair_list(path, names) -> list:
                 out.append((_resolve(a, lookup, len(names), path, lineno), _resolve(b, lookup, len(names), path, lineno)))
     except OSError as exc:
         raise FramediffError(f"{path}: cannot read the pair list ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise FramediffError(f"{path}: a pair list must be UTF-8 text (CSV)") from None
     return out
 
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pyarrow as pa
 
-from .metrics import HIGHER_IS_SIMILAR, extra_columns, metric_columns
+from .metrics import metric_columns, option_columns
 
-__all__ = ["EXTREME", "RowBuffer", "changed_flags", "report_schema", "row_schema"]
+__all__ = ["EXTREME", "RowBuffer", "report_schema", "row_schema"]
 
-def row_schema(opts, mode: str, *, timed: bool = False) -> pa.Schema:
+
+def row_schema(opts, mode, *, timed: bool = False) -> pa.Schema:
     """Arrow schema of a report: identifiers, shape, metric columns, extras, outcome.
 
-    Metric and extra columns come from :func:`~framediff.metrics.metric_columns` and
-    :func:`~framediff.metrics.extra_columns`, the one place they are named.
+    Metric and option columns come from :mod:`framediff.metrics`, the one place they
+    are named; ``mode`` (a :class:`~framediff.modes.Mode`) adds its own columns.
     """
     fields = [
         pa.field("pair", pa.int64(), nullable=False),
@@ -26,9 +26,13 @@ def row_schema(opts, mode: str, *, timed: bool = False) -> pa.Schema:
     ]
     if timed:  # the inputs were ordered by capture time: keep it, per frame b
         fields.insert(5, pa.field("time_b", pa.timestamp("ms", tz="UTC")))
-    if mode != "background":  # the background model measures frames, not pairs
+    if mode.measures_pairs:  # the background model measures frames, not pairs
         fields += [pa.field(name, typ) for name, typ in metric_columns(opts)]
-    fields += [pa.field(name, typ) for name, typ in extra_columns(opts, mode)]
+    fields += [pa.field(name, typ) for name, typ in option_columns(opts)]
+    fields += [pa.field(name, typ) for name, typ in mode.value_columns]
+    labels = opts.change_kind and mode.labels_changes
+    if labels:
+        fields.append(pa.field("change_kind", pa.string()))
     fields += [
         pa.field("changed", pa.bool_()),
         pa.field("status", pa.string(), nullable=False),
@@ -36,9 +40,8 @@ def row_schema(opts, mode: str, *, timed: bool = False) -> pa.Schema:
         pa.field("error", pa.string()),
         pa.field("note", pa.string()),
     ]
-    if mode == "keyframes":
-        fields.append(pa.field("kept", pa.bool_()))
-    if opts.change_kind and mode != "background":
+    fields += [pa.field(name, typ) for name, typ in mode.outcome_columns]
+    if labels:
         # Working column for the neighbour rule of 'corrupt'; dropped before writing.
         fields.append(pa.field(EXTREME, pa.bool_()))
     return pa.schema(fields)
@@ -51,22 +54,6 @@ EXTREME = "extreme"
 def report_schema(schema: pa.Schema) -> pa.Schema:
     """The schema as written: without working columns."""
     return schema.remove(schema.get_field_index(EXTREME)) if EXTREME in schema.names else schema
-
-
-def changed_flags(values: dict, thresholds: dict) -> np.ndarray:
-    """A comparison changed when any threshold is crossed.
-
-    Distances must exceed their threshold; similarities (PSNR, intersection,
-    correlation) must fall below it. Returns a bool array (all False without
-    thresholds).
-    """
-    n = len(next(iter(values.values()))) if values else 0
-    flags = np.zeros(n, bool)
-    for name, limit in thresholds.items():
-        column = np.asarray(values[name], np.float64)
-        with np.errstate(invalid="ignore"):
-            flags |= column < limit if name in HIGHER_IS_SIMILAR else column > limit
-    return flags
 
 
 class RowBuffer:

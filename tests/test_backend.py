@@ -61,7 +61,7 @@ def test_auto_is_numpy_without_gpu_and_silent():
 @no_gpu
 def test_gpu_without_gpu_raises_one_line_backend_error():
     reasons = "CuPy is not installed|no CUDA device|CUDA is not usable"
-    with pytest.raises(BackendError, match=rf"^--device gpu was requested but ({reasons})") as info:
+    with pytest.raises(BackendError, match=rf"^device='gpu' was requested but ({reasons})") as info:
         resolve_device("gpu")
     message = str(info.value)
     assert "\n" not in message and message.strip() == message
@@ -82,7 +82,7 @@ def test_env_var_is_read_when_no_device_is_given(monkeypatch):
 @no_gpu
 def test_env_var_gpu_without_gpu_raises(monkeypatch):
     monkeypatch.setenv(DEVICE_ENV, "GPU")
-    with pytest.raises(BackendError, match="--device gpu was requested but"):
+    with pytest.raises(BackendError, match="device='gpu' was requested but"):
         resolve_device()
     assert resolve_device("cpu") is np  # an explicit device wins over the environment
 

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from framediff.cluster import BATCH_SYSTEMS, ClusterSettings, add_cluster_arguments, job_script, open_cluster
@@ -377,6 +378,10 @@ def test_framediff_scan_prints_the_job_script(cli, capsys):
 
 
 def test_framediff_scan_cluster_errors_are_one_line(cli, tmp_path, capsys):
+    # Inputs are found before a cluster is joined: give the scan an image to find.
+    import imageio.v3 as iio
+
+    iio.imwrite(tmp_path / "a.png", np.zeros((8, 8), np.uint8))
     missing = tmp_path / "nowhere.json"
     assert cli(["scan", str(tmp_path), "--scheduler-file", str(missing), "--connect-timeout", "0.2"]) == 2
     err = capsys.readouterr().err.strip()

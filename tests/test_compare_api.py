@@ -238,14 +238,14 @@ def test_bad_arrays_raise_input_error():
         (dict(metrics=""), r"no metric selected"),
         (dict(preset="slow"), r"unknown preset 'slow'; choose from: classic, fast"),
         (dict(colour="yes"), r"unknown option 'colour'"),
-        (dict(tol=-1), r"--tol must be >= 0, got -1"),
-        (dict(bins=0), r"--bins must be in 1..65536, got 0"),
-        (dict(normalize="histeq"), r"--normalize must be one of none, minmax, percentile, zscore\b.*, got 'histeq'"),
-        (dict(gray="red"), r"--gray must be one of mean, luma, got 'red'"),
-        (dict(device="tpu"), r"--device must be auto, cpu or gpu, got 'tpu'"),
-        (dict(percentiles=(50, 10)), r"--percentiles must satisfy 0 <= low < high <= 100, got 50,10"),
-        (dict(scale=0.01), r"--scale must be at least 0.125"),
-        (dict(data_range=0), r"--data-range must be positive, got 0"),
+        (dict(tol=-1), r"tol must be >= 0, got -1"),
+        (dict(bins=0), r"bins must be in 1..65536, got 0"),
+        (dict(normalize="histeq"), r"normalize must be one of none, minmax, percentile, zscore\b.*, got 'histeq'"),
+        (dict(gray="red"), r"gray must be one of mean, luma, got 'red'"),
+        (dict(device="tpu"), r"device must be auto, cpu or gpu, got 'tpu'"),
+        (dict(percentiles=(50, 10)), r"percentiles must satisfy 0 <= low < high <= 100, got 50,10"),
+        (dict(scale=0.01), r"scale must be at least 0.125"),
+        (dict(data_range=0), r"data_range must be positive, got 0"),
     ],
 )
 def test_bad_options_raise_options_error(kwargs, message):
@@ -256,14 +256,14 @@ def test_bad_options_raise_options_error(kwargs, message):
 
 @pytest.mark.skipif(gpu_available(), reason="this machine has a usable GPU")
 def test_gpu_device_without_gpu_raises_backend_error():
-    with pytest.raises(BackendError, match="--device gpu was requested but"):
+    with pytest.raises(BackendError, match="device='gpu' was requested but"):
         compare(CAMERA, CAMERA, device="gpu")
 
 
 @pytest.mark.skipif(gpu_available(), reason="this machine has a usable GPU")
 def test_device_comes_from_the_environment_when_not_given(monkeypatch):
     monkeypatch.setenv("FRAMEDIFF_DEVICE", "gpu")
-    with pytest.raises(BackendError, match="--device gpu was requested but"):
+    with pytest.raises(BackendError, match="device='gpu' was requested but"):
         compare(CAMERA, CAMERA)
     assert compare(CAMERA, CAMERA, device="cpu")["l1"] == 0.0  # an explicit device wins
     monkeypatch.setenv("FRAMEDIFF_DEVICE", "cpu")

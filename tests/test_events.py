@@ -146,8 +146,8 @@ def test_scan_events_with_min_length_and_gap(steps_dir, tmp_path, chunk_size, mi
         options=make_options("fast"),
         chunk_size=chunk_size,
         scheduler="synchronous",
-        events_min_length=min_length,
-        events_max_gap=max_gap,
+        event_min_length=min_length,
+        event_gap=max_gap,
         output=tmp_path / "r.parquet",
     )
     assert spans(result.events) == expected

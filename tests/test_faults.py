@@ -166,7 +166,7 @@ def _kill_then_resume(args, out, work, want, tmp_path):
     pairs = got.column("pair").to_pylist()
     assert len(pairs) == len(set(pairs)), "no comparison may appear twice"
     assert not work.exists(), "the run folder goes once the report is complete"
-    leftovers = [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    leftovers = [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name or ".framediff-tmp-" in p.name]
     assert leftovers == []
 
 
@@ -237,7 +237,7 @@ def test_a_hung_read_becomes_a_timeout_row(tmp_path):
 def test_transient_read_errors_are_retried(tmp_path, monkeypatch):
     """--retries: an I/O error that goes away is retried. A real transient EIO cannot be
     produced on a local disk, so the reader fails twice, as a flaky mount would."""
-    from framediff import tasks
+    from framediff import frames as tasks
     from framediff.decode import DecodeError
 
     frames = tmp_path / "frames"

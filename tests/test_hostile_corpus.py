@@ -29,7 +29,7 @@ from framediff import kernels as K
 from framediff.decode import DEFAULT_MAX_PIXELS, DecodeError, read_image
 from framediff.engine import read_frame
 from framediff.scan import run_scan
-from framediff.tasks import MAX_LOOKBACK
+from framediff.modes.consecutive import MAX_LOOKBACK
 from hostile_corpus import FRAME, LONG_GAP, MAX_PIXELS, make_corpus
 from scan_fixtures import run_cli, textured
 
@@ -59,7 +59,7 @@ def expected_rows(expected: dict) -> dict:
     """{name: (status, kinds, index_a)} for every frame after the first, from the layout.
 
     A good frame is compared with the nearest good frame among the
-    :data:`~framediff.tasks.MAX_LOOKBACK` before it (``no-reference`` when there is
+    :data:`~framediff.modes.consecutive.MAX_LOOKBACK` before it (``no-reference`` when there is
     none); frames of different shapes give ``size-mismatch``.
     """
     names = list(expected)

@@ -651,7 +651,7 @@ def test_background_is_independent_of_chunks_and_scheduler(chunk_size, scheduler
     masks = tmp_path / "masks"
     result = run_scan(
         d, options=make_options("fast"), mode="background", chunk_size=chunk_size, scheduler=scheduler,
-        collect=True, mask_dir=masks,
+        collect=True, masks=masks,
     )  # fmt: skip
     table = result.table()
     reference = _background_reference(d)
@@ -664,7 +664,7 @@ def test_background_is_independent_of_chunks_and_scheduler(chunk_size, scheduler
 @functools.lru_cache(maxsize=None)
 def _background_reference(d):
     masks = Path(str(d) + "-reference-masks")
-    result = run_scan(d, options=make_options("fast"), mode="background", scheduler="synchronous", chunk_size=BG_N, collect=True, mask_dir=masks)
+    result = run_scan(d, options=make_options("fast"), mode="background", scheduler="synchronous", chunk_size=BG_N, collect=True, masks=masks)
     table = result.table()
     return {
         "fraction": table.column("foreground_fraction").to_pylist(),

@@ -1,0 +1,69 @@
+"""What every task of a scan needs besides its own chunk: small and picklable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .frames import Frames
+from .options import Options
+from .rows import row_schema
+from .thresholds import Thresholds
+
+__all__ = ["ScanSpec"]
+
+
+@dataclass(frozen=True)
+class ScanSpec:
+    """The task-side view of a scan request.
+
+    Attributes
+    ----------
+    options : Options
+        How frames are prepared and measured.
+    mode : Mode
+        What is compared (a :class:`~framediff.modes.Mode`).
+    thresholds : Thresholds
+        When a comparison counts as changed.
+    names : tuple of str
+        Report path of every frame, by index.
+    mask_dir : str or None
+        Background mode: where foreground masks go.
+    retries : int
+        Further attempts after a transient read error.
+    file_timeout : float or None
+        Seconds before a decode is given up.
+    gpu_memory : int or None
+        Device budget in bytes (None: 80% of free).
+    gpu_decode : bool
+        Decode JPEG on the GPU (nvImageCodec) when a GPU runs the scan.
+    timed : bool
+        The report carries capture times (``time_b``), filled in by the driver.
+    """
+
+    options: Options
+    mode: object
+    thresholds: Thresholds = Thresholds()
+    names: tuple = ()
+    mask_dir: str | None = None
+    retries: int = 0
+    file_timeout: float | None = None
+    gpu_memory: int | None = None
+    gpu_decode: bool = False
+    timed: bool = False
+
+    def frames(self, xp, capacity=0, reuse=False, skip=frozenset()) -> Frames:
+        """A :class:`Frames` for one task, with this scan's retry, timeout and decoder policy."""
+        return Frames(
+            self.options,
+            xp,
+            capacity,
+            reuse,
+            retries=self.retries,
+            timeout=self.file_timeout,
+            skip=skip,
+            gpu_decode=self.gpu_decode,
+        )
+
+    @property
+    def schema(self):
+        return row_schema(self.options, self.mode, timed=self.timed)
