@@ -17,7 +17,14 @@ import socket
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "clean_stale_temporaries", "temporary_name", "write_bytes_atomic", "write_json_atomic"]
+__all__ = [
+    "atomic_path",
+    "clean_stale_temporaries",
+    "pid_alive",
+    "temporary_name",
+    "write_bytes_atomic",
+    "write_json_atomic",
+]
 
 #: What every temporary name carries between the target's name and the host/PID.
 MARKER = ".framediff-tmp-"
@@ -79,7 +86,8 @@ def _remove(entry: Path) -> None:
         entry.unlink(missing_ok=True)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` of this host runs (or cannot be signalled)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -105,7 +113,7 @@ def clean_stale_temporaries(folder) -> int:
         if not name.startswith(".") or prefix not in name:
             continue
         pid_text = name.rsplit(prefix, 1)[1].split(".", 1)[0]
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _pid_alive(int(pid_text)):
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not pid_alive(int(pid_text)):
             _remove(entry)
             removed += 1
     return removed

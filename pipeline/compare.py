@@ -32,8 +32,10 @@ def load_gray(source, opts: Options, label: str | None = None) -> np.ndarray:
             return np.array(read_frame(source, opts), copy=True)
         except DecodeError as exc:
             raise InputError(source, exc.kind, exc.reason) from None
-    image = np.asarray(source)
     name = label or "<array>"
+    if not isinstance(source, (np.ndarray, list, tuple)) and not hasattr(source, "__array__"):
+        raise InputError(name, "not-an-image", f"expected a path or an image array, got {type(source).__name__}")
+    image = np.asarray(source)
     if image.ndim not in (2, 3) or image.size == 0:
         raise InputError(name, "not-an-image", f"expected a (H, W) or (H, W, C) array, got shape {image.shape}")
     try:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from .errors import FramediffError, ParameterError
 from .options import make_options
 from .scan import run_scan
-from .synthetic import make_timelapse
+from .synthetic import MIN_FRAMES_WITH_EVENTS, make_timelapse
 
 __all__ = ["check_against_truth", "run_demo"]
 
@@ -46,11 +47,40 @@ def check_against_truth(timelapse, rows, events) -> list[tuple[str, str, bool]]:
     return lines
 
 
+#: Written into DIR by the demo: only then does a later demo replace DIR's frames,
+#: report and truth (what it wrote itself).
+DEMO_MARKER = ".framediff-demo"
+
+
+def _claim(directory: Path) -> bool:
+    """Make ``directory`` the demo's; True when an earlier demo's files may be replaced."""
+    ours = (directory / DEMO_MARKER).is_file()
+    frames_dir = directory / "frames"
+    if frames_dir.exists() and not ours:
+        if frames_dir.is_dir() and not any(frames_dir.iterdir()):
+            frames_dir.rmdir()
+        else:
+            raise FramediffError(f"{frames_dir}: exists and was not written by framediff demo; choose another DIR")
+    if ours and frames_dir.exists():
+        shutil.rmtree(frames_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / DEMO_MARKER).write_text("written by framediff demo: its next run replaces frames/, report, truth\n")
+    return ours
+
+
 def run_demo(directory: Path, *, frames: int = 120, workers: int | None = None) -> bool:
-    """Generate, scan and check; print a table. True when every line was found."""
+    """Generate, scan and check; print a table. True when every line was found.
+
+    Raises
+    ------
+    FramediffError
+        Too few frames for the events, or ``DIR/frames`` holds files the demo did
+        not write (the demo only ever removes its own earlier frames).
+    """
+    if frames < MIN_FRAMES_WITH_EVENTS:
+        raise ParameterError("frames", f"must be at least {MIN_FRAMES_WITH_EVENTS} to hold every event, got {frames}")
     directory = Path(directory)
-    if directory.exists():
-        shutil.rmtree(directory / "frames", ignore_errors=True)
+    replace = _claim(directory)
     timelapse = make_timelapse(directory / "frames", n_frames=frames, size=(360, 640))
     timelapse.write_truth(directory / "truth.json")
     report = directory / "report.parquet"
@@ -58,7 +88,7 @@ def run_demo(directory: Path, *, frames: int = 120, workers: int | None = None) 
         directory / "frames",
         options=make_options("fast"),
         output=report,
-        overwrite=True,
+        overwrite=replace,
         workers=workers,
         collect=True,
     )

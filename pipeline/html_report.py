@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from .errors import FramediffError
+from .modes import MODES
 from .metrics import ALL_METRICS, CHANNELS, HIGHER_IS_SIMILAR
 from .report import sidecar_path as _sidecar
 
@@ -679,7 +680,8 @@ def _render(report_path: Path, dataset, fmt: str, *, top: int, root) -> tuple[st
         if f.name not in _ID_COLUMNS and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
     ]
     top_metric = next((m for m in thresholds if m in metrics), metrics[0] if metrics else None)
-    x_name = "pair" if mode == "pairs" or "index_b" not in names else "index_b"
+    follows_frames = getattr(MODES.get(mode), "rows_follow_frames", True)  # unknown mode: frames
+    x_name = "index_b" if follows_frames and "index_b" in names else "pair"
     x_label = "comparison (pair)" if x_name == "pair" else "frame index (index_b)"
     if x_name == "index_b" and _has_times(dataset, names):
         x_name, x_label = "time_b", _TIME_LABEL

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
 import os
 from dataclasses import dataclass, field
 
@@ -180,8 +182,13 @@ def make_options(preset: str = "fast", **overrides) -> Options:
     values["preset"] = preset
     if "device" not in values:  # not given: FRAMEDIFF_DEVICE, then 'auto' (as resolve_device(None))
         values["device"] = (os.environ.get(DEVICE_ENV) or "auto").lower()
+    metrics = values.get("metrics")
+    if metrics is not None and not isinstance(metrics, str) and not (
+        isinstance(metrics, (list, tuple)) and all(isinstance(m, str) for m in metrics)
+    ):
+        raise OptionsError("metrics", f"must be names such as 'l1,kl' or a list of them, got {metrics!r}")
     try:
-        values["metrics"] = parse_metrics(values.get("metrics"), color=bool(values.get("color")))
+        values["metrics"] = parse_metrics(metrics, color=bool(values.get("color")))
     except ValueError as exc:
         raise OptionsError("metrics", str(exc), named=False) from None
     opts = Options(**values)
@@ -189,7 +196,41 @@ def make_options(preset: str = "fast", **overrides) -> Options:
     return opts
 
 
+#: Options that must be finite real numbers, whole numbers, or true/false.
+_REALS = ("tol", "scale", "blur", "moving_threshold", "learning_rate", "k")
+_INTEGERS = ("bins", "max_pixels", "upsample", "median", "flow_corners", "window", "warmup")
+_FLAGS = ("align", "color", "change_kind")
+#: Upper bounds that keep the work of one pair within memory (a sub-pixel factor of
+#: 1000 or a median window of 10,000 pixels would exhaust it before any error).
+_MAX_UPSAMPLE, _MAX_MEDIAN, _MAX_BLUR, _MAX_CORNERS = 100, 99, 100.0, 100_000
+
+
+def _check_types(opts: Options) -> None:
+    for name in _REALS:
+        value = getattr(opts, name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise OptionsError(name, f"must be a finite number, got {value!r}")
+    if opts.data_range is not None and (
+        isinstance(opts.data_range, bool) or not isinstance(opts.data_range, numbers.Real) or not math.isfinite(opts.data_range)
+    ):
+        raise OptionsError("data_range", f"must be a finite number, got {opts.data_range!r}")
+    for name in _INTEGERS:
+        value = getattr(opts, name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise OptionsError(name, f"must be a whole number, got {value!r}")
+    for name in _FLAGS:
+        if not isinstance(getattr(opts, name), bool):
+            raise OptionsError(name, f"must be True or False, got {getattr(opts, name)!r}")
+    for name in ("gray", "normalize", "resize", "edges", "bg_method", "device"):
+        if not isinstance(getattr(opts, name), str):
+            raise OptionsError(name, f"must be a string, got {getattr(opts, name)!r}")
+    p = opts.percentiles
+    if not (isinstance(p, (tuple, list)) and len(p) == 2 and all(isinstance(v, numbers.Real) and math.isfinite(v) for v in p)):
+        raise OptionsError("percentiles", f"must be two numbers (low, high), got {p!r}")
+
+
 def _validate(opts: Options) -> None:
+    _check_types(opts)
     if opts.gray not in GRAY_METHODS:
         raise OptionsError("gray", f"must be one of {', '.join(GRAY_METHODS)}, got {opts.gray!r}")
     if opts.normalize not in NORMALIZATIONS + PAIR_NORMALIZATIONS:
@@ -214,12 +255,19 @@ def _validate(opts: Options) -> None:
         raise OptionsError("resize", f"must be error, first, smallest or WxH (e.g. 640x480), got {opts.resize!r}")
     if opts.crop not in (None, "center", "topleft"):
         raise OptionsError("crop", f"must be center or topleft, got {opts.crop!r}")
-    if opts.upsample < 1:
-        raise OptionsError("upsample", f"must be >= 1, got {opts.upsample}")
-    if opts.blur < 0:
-        raise OptionsError("blur", f"must be >= 0, got {opts.blur}")
-    if opts.median < 0 or opts.median == 1:
-        raise OptionsError("median", f"must be 0 (off) or a size >= 2, got {opts.median}")
+    size = parse_size(opts.resize)
+    if size is not None and size[0] * size[1] > opts.max_pixels:
+        raise OptionsError("resize", f"{opts.resize} has more pixels than max_pixels ({opts.max_pixels})")
+    if not 1 <= opts.upsample <= _MAX_UPSAMPLE:
+        raise OptionsError("upsample", f"must be in 1..{_MAX_UPSAMPLE}, got {opts.upsample}")
+    if not 0 <= opts.blur <= _MAX_BLUR:
+        raise OptionsError("blur", f"must be in 0..{_MAX_BLUR:g}, got {opts.blur}")
+    if opts.median < 0 or opts.median == 1 or opts.median > _MAX_MEDIAN:
+        raise OptionsError("median", f"must be 0 (off) or a size in 2..{_MAX_MEDIAN}, got {opts.median}")
+    if not 1 <= opts.flow_corners <= _MAX_CORNERS:
+        raise OptionsError("flow_corners", f"must be in 1..{_MAX_CORNERS}, got {opts.flow_corners}")
+    if opts.moving_threshold < 0:
+        raise OptionsError("moving_threshold", f"must be >= 0, got {opts.moving_threshold}")
     if opts.edges not in ("none", "sobel", "prewitt"):
         raise OptionsError("edges", f"must be none, sobel or prewitt, got {opts.edges!r}")
     if opts.bg_method not in ("ema", "window"):

@@ -17,7 +17,7 @@ from .errors import FramediffError
 from .remote import filesystem, upload
 from .report import csv_safe, sidecar_path
 
-__all__ = ["Staging", "materialise_kept", "write_keep_list", "write_sidecars"]
+__all__ = ["Staging", "check_kept_destination", "materialise_kept", "write_keep_list", "write_sidecars"]
 
 
 class Staging:
@@ -67,8 +67,33 @@ def write_keep_list(path, names) -> None:
         Path(tmp).write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
 
 
+def check_kept_destination(target, paths, *, link: bool) -> None:
+    """Refuse, before any work, a kept-frame folder that is or holds an input.
+
+    Writing kept frames into the folder they come from would replace frames by links
+    to themselves, or copies over their own source.
+
+    Raises
+    ------
+    FramediffError
+        ``target`` is an input folder, or an input lies inside it.
+    """
+    root = os.path.realpath(target)
+    for path in paths:
+        if "://" in str(path):
+            continue
+        real = os.path.realpath(path)
+        if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+            flag = "link_kept" if link else "copy_kept"
+            raise FramediffError(f"{flag}={os.fspath(target)!r}: that folder holds the input {path}; choose another folder")
+
+
 def materialise_kept(kept, target: Path, *, link: bool) -> None:
     """Copy or symlink the kept images into ``target``, keeping their relative names.
+
+    An entry already there that is the kept frame (a link to it, or a copy of the same
+    size and modification time, as an earlier run left it) is kept as is; anything else
+    at that name is refused rather than replaced.
 
     Parameters
     ----------
@@ -76,17 +101,36 @@ def materialise_kept(kept, target: Path, *, link: bool) -> None:
     target : Path
     link : bool
         Symbolic links instead of copies.
+
+    Raises
+    ------
+    FramediffError
+        A name that would leave ``target``, or a different file already at a name.
     """
     target.mkdir(parents=True, exist_ok=True)
+    root = target.resolve()
     for name, path in kept:
         src = Path(path).resolve()
-        dst = (target / name).resolve()
-        if target.resolve() not in dst.parents:
+        # The link itself, not what it points to: an earlier run's link stays inside.
+        dst = Path(os.path.normpath(root / name))
+        if root not in dst.parents:
             raise FramediffError(f"{name}: would be written outside {target}")
+        if dst.is_symlink() or dst.exists():
+            if _same_kept(dst, src, link=link):
+                continue
+            raise FramediffError(f"{dst}: already exists and is not the kept frame {name}; framediff does not replace it")
         dst.parent.mkdir(parents=True, exist_ok=True)
-        if dst.exists() or dst.is_symlink():
-            dst.unlink()
         if link:
             os.symlink(src, dst)
         else:
-            shutil.copy2(src, dst)
+            with atomic_path(dst) as tmp:
+                shutil.copy2(src, tmp)
+
+
+def _same_kept(dst: Path, src: Path, *, link: bool) -> bool:
+    if dst.is_symlink():
+        return link and Path(os.path.realpath(dst)) == src
+    if link:
+        return False
+    a, b = dst.stat(), src.stat()
+    return a.st_size == b.st_size and int(a.st_mtime) == int(b.st_mtime)

@@ -75,7 +75,7 @@ class ReportWriter:
         meta[b"framediff"] = json.dumps(metadata, default=str).encode()
         self.schema = schema.with_metadata(meta)
         if self.path.exists() and not overwrite:
-            raise FramediffError(f"{self.path}: already exists (use --overwrite to replace it)")
+            raise FramediffError(f"{self.path}: already exists (use overwrite=True to replace it)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         self._writer = None

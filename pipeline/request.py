@@ -180,9 +180,24 @@ class ScanRequest:
         _choice("gpu_decode", self.gpu_decode, GPU_DECODE)
         if self.format is not None:
             _choice("format", self.format, FORMATS)
+        self._check_output_format()
         if self.mode.needs_threshold and not self.thresholds:
             raise ParameterError("thresholds", f": {self.mode.name} mode needs a threshold to decide which frames to keep")
         self._check_mode_options()
+
+    def _check_output_format(self) -> None:
+        """The output's extension decides the format; an unknown one is an error."""
+        if self.output is None:
+            return
+        name = os.fspath(self.output).rstrip("/").rsplit("/", 1)[-1].lower()
+        suffix = name.rsplit(".", 1)[-1] if "." in name else ""
+        if suffix in FORMATS:
+            if self.format is not None and self.format != suffix:
+                raise ParameterError("format", f"='{self.format}' contradicts the output's .{suffix} extension")
+        elif not (self.partitioned and suffix == ""):
+            raise ParameterError(
+                "output", f"={os.fspath(self.output)!r}: end the name in .parquet or .csv (a folder needs partitioned=True)"
+            )
 
     def _check_mode_options(self) -> None:
         """Options that mean nothing in the chosen mode are refused, not ignored."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,11 +30,12 @@ from .engine import read_frame
 from .errors import FramediffError, ParameterError
 from .gpu import gpu_decoder
 from .html_report import write_html_report
+from .lock import OutputLock
 from .manifest import inputs_digest
 from .modes import Inputs
 from .modes.reference import resolve_reference
 from .options import Options
-from .outputs import Staging, materialise_kept, write_keep_list, write_sidecars
+from .outputs import Staging, check_kept_destination, materialise_kept, write_keep_list, write_sidecars
 from .plan import read_pair_list
 from .report import format_for
 from .request import ScanRequest
@@ -94,9 +96,10 @@ def run_scan(source, **params) -> ScanResult:
     planned = plan_stage(request, discover_stage(request))
     staging = Staging(os.fspath(request.output), overwrite=request.overwrite) if _is_url_output(request) else None
     local_output = staging.report if staging is not None else request.output
-    with open_cluster(request.cluster) as client:
-        sink, report = execute_stage(planned, local_output, client)
-    return finish_stage(planned, sink, report, staging, time.perf_counter() - started)
+    with OutputLock(local_output) if local_output is not None else nullcontext():
+        with open_cluster(request.cluster) as client:
+            sink, report = execute_stage(planned, local_output, client)
+        return finish_stage(planned, sink, report, staging, time.perf_counter() - started)
 
 
 def discover_stage(request: ScanRequest) -> Discovery:
@@ -119,6 +122,9 @@ def plan_stage(request: ScanRequest, found: Discovery) -> _Planned:
         reference=resolve_reference(request.reference, names, paths) if mode.uses_reference else None,
         pairs=read_pair_list(request.pair_list, names) if request.pair_list is not None else None,
     )
+    for target, link in ((request.copy_kept, False), (request.link_kept, True)):
+        if target is not None:
+            check_kept_destination(target, paths, link=link)
     options = _resolve_first_shape(request.options, paths) if request.options.resize == "first" else request.options
     xp = K.resolve_device(options.device)
     device = "gpu" if xp is not np else "cpu"

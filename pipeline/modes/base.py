@@ -78,6 +78,9 @@ class Mode:
         state recorded there (otherwise any completed chunk is skipped).
     uses_reference, uses_pair_list : bool
         Whether ``reference`` / ``pair_list`` mean anything in this mode.
+    rows_follow_frames : bool
+        One row per frame ``b`` in frame order (plots use the frame index as their
+        axis); False when rows are arbitrary pairs.
     """
 
     name = ""
@@ -90,6 +93,7 @@ class Mode:
     resumes_from_state = False
     uses_reference = False
     uses_pair_list = False
+    rows_follow_frames = True
     #: Chunks in flight per worker (chains, which hold each chunk's frames until it is
     #: written, keep fewer).
     tasks_per_worker = 4

@@ -13,6 +13,7 @@ __all__ = ["Pairs"]
 class Pairs(Mode):
     name = "pairs"
     uses_pair_list = True
+    rows_follow_frames = False
 
     def plan(self, inputs: Inputs, chunk_size: int):
         paths, n = inputs.paths, len(inputs.paths)
