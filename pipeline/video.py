@@ -53,6 +53,8 @@ _CONTAINER_MAGIC = (
     (0, b"\x00\x00\x01\xba", "MPEG-PS"),
     (0, b"FLV", "FLV"),
 )
+#: FFmpeg demuxers of still images and image sequences (plus every ``*_pipe``).
+_IMAGE_DEMUXERS = frozenset({"image2", "gif", "apng", "webp", "ico", "tiff"})
 #: A container's duration may exceed the last frame's end by this much before the file
 #: counts as cut short (audio tails, rounding in the muxer).
 _TRUNCATION_SLACK_S = 0.5
@@ -188,9 +190,9 @@ def index_video(path, *, timeout: float | None = None) -> VideoIndex:
 def plan_segments(index: VideoIndex, n_segments: int, *, min_frames: int = 25) -> list[Segment]:
     """Split a video's frames at keyframes into about ``n_segments`` segments.
 
-    Each boundary is the keyframe nearest an even split; a segment shorter than
-    ``min_frames`` is merged into its predecessor (seeking costs a GOP of decoding, so
-    tiny segments do not pay). Few keyframes give fewer segments than asked.
+    Each boundary is the keyframe nearest an even split among those that leave every
+    segment at least ``min_frames`` long (a seek costs up to a GOP of decoding, so tiny
+    segments do not pay). Few keyframes give fewer segments than asked.
 
     Parameters
     ----------
@@ -198,7 +200,7 @@ def plan_segments(index: VideoIndex, n_segments: int, *, min_frames: int = 25) -
     n_segments : int
         Wanted number of segments (at least 1).
     min_frames : int
-        Smallest segment worth its own seek (the last one may be shorter).
+        Smallest segment worth its own seek (a video shorter than that is one segment).
 
     Returns
     -------
@@ -218,9 +220,10 @@ def plan_segments(index: VideoIndex, n_segments: int, *, min_frames: int = 25) -
     bounds = [0]
     for k in range(1, n_segments):
         target = k * n / n_segments
-        best = int(keys[np.argmin(np.abs(keys - target))])
-        if best - bounds[-1] >= min_frames and n - best >= min_frames:
-            bounds.append(best)
+        # Keyframes that leave both neighbours at least min_frames long.
+        valid = keys[(keys - bounds[-1] >= min_frames) & (n - keys >= min_frames)]
+        if len(valid):
+            bounds.append(int(valid[np.argmin(np.abs(valid - target))]))
     bounds.append(n)
     return [Segment(a, b, int(index.pts[a])) for a, b in zip(bounds[:-1], bounds[1:])]
 
@@ -311,6 +314,10 @@ def _reason(exc) -> str:
 
 def _video_stream(container):
     """The first video stream with a decoder, or DecodeError."""
+    fmt = container.format.name
+    if fmt in _IMAGE_DEMUXERS or fmt.endswith("_pipe"):
+        # FFmpeg reads a still image as a one-frame video: framediff reads it as an image.
+        raise DecodeError("not-a-video", f"a still image ({fmt}), not a video")
     streams = container.streams.video
     if not streams:
         kinds = sorted({s.type for s in container.streams}) or ["no streams"]

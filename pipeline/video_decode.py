@@ -194,8 +194,6 @@ def _record(index, name, i, error):
 
 def _decode(path, index, segment, shape, fmt, channels, threads, pool):
     """Yield (frame index, array or None, error or None) in order, or one DecodeError."""
-    import av
-
     try:
         container = _open(path)
     except DecodeError as exc:
@@ -210,38 +208,68 @@ def _decode(path, index, segment, shape, fmt, channels, threads, pool):
         context = stream.codec_context
         context.thread_type = "AUTO"
         context.thread_count = threads
-        if segment.start > 0:
-            container.seek(segment.seek_pts, stream=stream, backward=True, any_frame=False)
-        gops = _Gops(index, segment)
-        last_pts = int(index.pts[segment.stop - 1])
-        done = False
-        for packet in container.demux(stream):
-            try:
-                decoded = context.decode(packet if packet.size else None)
-            except av.error.FFmpegError:
-                continue  # its frame stays missing: _Gops reports the damaged span
-            for frame in decoded:
-                stamp = frame.pts if frame.pts is not None else frame.dts
-                i = _frame_at(index, stamp)
-                if i is None or i < segment.start:
-                    continue  # before the wanted frame: the seek landed early
-                if i < segment.stop:
-                    array = _convert(frame, shape, fmt, channels, pool)
-                    gops.add(i, array, frame.is_corrupt)
-                yield from gops.ready(i)
-                if stamp >= last_pts:
-                    done = True
-            if done:
+        # Containers without a seek index (MPEG-TS, MPEG-PS) seek by bisecting byte
+        # positions on decode timestamps and may land after the keyframe: then the first
+        # frame is missing, and the decode starts over from the keyframe before, then
+        # from the file start.
+        for attempt_no, seek_pts in enumerate(_seek_targets(index, segment)):
+            if seek_pts is not None:
+                container.seek(seek_pts, stream=stream, backward=True, any_frame=False)
+            elif attempt_no:
+                container.seek(int(index.pts[0]), stream=stream, backward=True, any_frame=False)
+            context.flush_buffers()
+            gops = _Gops(index, segment)
+            attempt = _decode_from_seek(container, stream, context, index, segment, gops, shape, fmt, channels, pool)
+            first = next(attempt, None)
+            if first is not None and first[0] == segment.start and first[2] is None or seek_pts is None:
                 break
-        if not done:
-            try:
-                for frame in context.decode(None):  # drain the decoder's delayed frames
-                    i = _frame_at(index, frame.pts if frame.pts is not None else frame.dts)
-                    if i is not None and segment.start <= i < segment.stop:
-                        gops.add(i, _convert(frame, shape, fmt, channels, pool), frame.is_corrupt)
-            except av.error.FFmpegError:
-                pass
-        yield from gops.ready(segment.stop)
+        if first is not None:
+            yield first
+            yield from attempt
+
+
+def _seek_targets(index, segment):
+    """Where to seek: the segment's keyframe, the keyframe before it, the file start (None)."""
+    targets = []
+    if segment.start > 0:
+        targets.append(segment.seek_pts)
+        earlier = index.keyframes[index.keyframes < segment.start]
+        if len(earlier) and earlier[-1] > 0:
+            targets.append(int(index.pts[earlier[-1]]))
+    return [*targets, None]
+
+
+def _decode_from_seek(container, stream, context, index, segment, gops, shape, fmt, channels, pool):
+    import av
+
+    last_pts = int(index.pts[segment.stop - 1])
+    done = False
+    for packet in container.demux(stream):
+        try:
+            decoded = context.decode(packet if packet.size else None)
+        except av.error.FFmpegError:
+            continue  # its frame stays missing: _Gops reports the damaged span
+        for frame in decoded:
+            stamp = frame.pts if frame.pts is not None else frame.dts
+            i = _frame_at(index, stamp)
+            if i is None or i < segment.start:
+                continue  # before the wanted frame: the seek landed early
+            if i < segment.stop:
+                gops.add(i, _convert(frame, shape, fmt, channels, pool), frame.is_corrupt)
+            yield from gops.ready(i)
+            if stamp >= last_pts:
+                done = True
+        if done:
+            break
+    if not done:
+        try:
+            for frame in context.decode(None):  # drain the decoder's delayed frames
+                i = _frame_at(index, frame.pts if frame.pts is not None else frame.dts)
+                if i is not None and segment.start <= i < segment.stop:
+                    gops.add(i, _convert(frame, shape, fmt, channels, pool), frame.is_corrupt)
+        except av.error.FFmpegError:
+            pass
+    yield from gops.ready(segment.stop)
 
 
 def _frame_at(index, stamp):
