@@ -7,11 +7,11 @@ its presentation timestamp in the :class:`~framediff.video.VideoIndex`: a seek t
 before the wanted frame (open GOPs, B-frames decoded ahead) is skipped by pts, never by
 counting, so every segmentation of a file gives the same frames under the same numbers.
 
-Damage is a value. A packet the decoder refuses leaves its frame missing; frames decoded
-after it (in file order) up to the next keyframe may reference it, so the whole span is
-reported: every frame of the keyframe interval whose packet comes at or after the first
-missing one is a ``corrupt`` :class:`DecodedFrame` without pixels, and decoding resumes
-clean at the next keyframe. To decide that before handing frames out, one keyframe
+Damage is a value. A packet the decoder refuses leaves its frame missing (or comes out
+flagged corrupt); frames decoded after it (in file order) up to the next keyframe may
+reference it, so the whole span is reported: every frame of the keyframe interval whose
+packet comes at or after the first bad one is a ``corrupt`` :class:`DecodedFrame` without
+pixels, and decoding resumes clean at the next keyframe. To decide that before handing frames out, one keyframe
 interval of output frames is held back (at the output size).
 """
 
@@ -294,7 +294,8 @@ def _convert(frame, shape, fmt, channels, pool):
 
 class _Gops:
     """Holds decoded frames until their keyframe interval is complete, then releases them
-    with the damaged span (at or after the first missing frame, in file order) marked."""
+    with the damaged span marked: from the first frame the decoder dropped or flagged as
+    corrupt, every frame of the interval that comes after it in file order."""
 
     def __init__(self, index: VideoIndex, segment: Segment):
         self.index = index
@@ -316,16 +317,18 @@ class _Gops:
             self.first = end
 
     def _release(self, lo: int, hi: int):
-        missing = [i for i in range(lo, hi) if i not in self.staged]
-        damaged_from = int(min(self.index.decode_pos[missing])) if missing else None
+        missing = {i for i in range(lo, hi) if i not in self.staged}
+        flagged = {i for i in range(lo, hi) if i in self.staged and self.staged[i][1]}
+        bad = sorted(missing | flagged)
+        damaged_from = int(min(self.index.decode_pos[bad])) if bad else None
         for i in range(lo, hi):
-            array, corrupt = self.staged.pop(i, (None, False))
+            array, _ = self.staged.pop(i, (None, False))
             if i in missing:
                 error = DecodeError("corrupt", "the decoder could not decode this frame's data")
-            elif damaged_from is not None and self.index.decode_pos[i] > damaged_from:
-                error = DecodeError("corrupt", "decoded from damaged data (a frame before it in the file is missing)")
-            elif corrupt:
+            elif i in flagged:
                 error = DecodeError("corrupt", "the decoder flagged the frame as corrupt")
+            elif damaged_from is not None and self.index.decode_pos[i] > damaged_from:
+                error = DecodeError("corrupt", "decoded from damaged data (a frame before it in the file is bad)")
             else:
                 error = None
             yield i, (None if error else array), error

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from framediff.synthetic_video import make_clip
@@ -28,6 +30,16 @@ def good_clips(directory) -> dict:
     }
 
 
+def first_p_frame(path, start: int) -> int:
+    """Index of the first P-frame at or after ``start`` (a frame others refer to)."""
+    import av
+
+    with av.open(str(path)) as container:
+        kinds = {f.pts: int(f.pict_type) for f in container.decode(video=0)}
+    stamps = sorted(kinds)
+    return next(i for i in range(start, len(stamps)) if kinds[stamps[i]] == int(av.video.frame.PictureType.P))
+
+
 def damage_packet(src, dst, frame: int, *, seed: int = 1) -> None:
     """Copy ``src`` to ``dst`` with the last three quarters of one frame's packet replaced
     by seeded random bytes (the container's structure is left intact)."""
@@ -37,7 +49,7 @@ def damage_packet(src, dst, frame: int, *, seed: int = 1) -> None:
         packets = [(p.pts, p.pos, p.size) for p in container.demux(video=0) if p.size]
     stamps = sorted(p[0] for p in packets)
     _, pos, size = next(p for p in packets if p[0] == stamps[frame])
-    data = bytearray(open(src, "rb").read())
+    data = bytearray(Path(src).read_bytes())
     junk = np.random.default_rng(seed).integers(0, 256, size - size // 4, dtype=np.uint8)
     data[pos + size // 4 : pos + size] = junk.tobytes()
-    open(dst, "wb").write(bytes(data))
+    Path(dst).write_bytes(bytes(data))
