@@ -241,7 +241,9 @@ def _seek_targets(index, segment):
 
 def _decode_from_seek(container, stream, context, index, segment, gops, shape, fmt, channels, pool):
     import av
+    from av.video.reformatter import VideoReformatter
 
+    reformatter = VideoReformatter()
     last_pts = int(index.pts[segment.stop - 1])
     done = False
     for packet in container.demux(stream):
@@ -255,7 +257,7 @@ def _decode_from_seek(container, stream, context, index, segment, gops, shape, f
             if i is None or i < segment.start:
                 continue  # before the wanted frame: the seek landed early
             if i < segment.stop:
-                gops.add(i, _convert(frame, shape, fmt, channels, pool), frame.is_corrupt)
+                gops.add(i, _convert(frame, shape, fmt, channels, pool, reformatter), frame.is_corrupt)
             yield from gops.ready(i)
             if stamp >= last_pts:
                 done = True
@@ -266,7 +268,7 @@ def _decode_from_seek(container, stream, context, index, segment, gops, shape, f
             for frame in context.decode(None):  # drain the decoder's delayed frames
                 i = _frame_at(index, frame.pts if frame.pts is not None else frame.dts)
                 if i is not None and segment.start <= i < segment.stop:
-                    gops.add(i, _convert(frame, shape, fmt, channels, pool), frame.is_corrupt)
+                    gops.add(i, _convert(frame, shape, fmt, channels, pool, reformatter), frame.is_corrupt)
         except av.error.FFmpegError:
             pass
     yield from gops.ready(segment.stop)
@@ -280,11 +282,19 @@ def _frame_at(index, stamp):
     return i if i < index.n_frames and index.pts[i] == stamp else None
 
 
-def _convert(frame, shape, fmt, channels, pool):
-    """The frame at ``shape`` in ``fmt`` via libswscale, copied into a pooled array."""
+def _convert(frame, shape, fmt, channels, pool, reformatter):
+    """The frame at ``shape`` in ``fmt`` via libswscale, copied into a pooled array.
+
+    One reformatter per decode keeps libswscale's context: building it per frame (what
+    ``VideoFrame.reformat`` does) costs more than decoding a 1080p frame. One scaler
+    thread: parallelism comes from the decoder and from segments, and scaler threads
+    cost more than they save on frames this small.
+    """
     height, width = shape
-    if frame.width != width or frame.height != height or frame.format.name != fmt:
-        frame = frame.reformat(width=width, height=height, format=fmt, interpolation="AREA")
+    if frame.width != width or frame.height != height:
+        frame = reformatter.reformat(frame, width, height, fmt, interpolation="AREA", threads=1)
+    elif frame.format.name != fmt:
+        frame = reformatter.reformat(frame, width, height, fmt, threads=1)
     plane = frame.planes[0]
     rows = np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)[:, : width * channels]
     array = pool.pop() if pool else np.empty((height, width, channels) if channels > 1 else (height, width), np.uint8)
