@@ -11,8 +11,9 @@ Damage is a value. A packet the decoder refuses leaves its frame missing (or com
 flagged corrupt); frames decoded after it (in file order) up to the next keyframe may
 reference it, so the whole span is reported: every frame of the keyframe interval whose
 packet comes at or after the first bad one is a ``corrupt`` :class:`DecodedFrame` without
-pixels, and decoding resumes clean at the next keyframe. To decide that before handing frames out, one keyframe
-interval of output frames is held back (at the output size).
+pixels, and decoding resumes clean at the next keyframe. To decide that, a frame is held
+(as the decoder's frame, not converted) only until the frames decoded before it are out:
+the B-frame reordering depth, a few frames.
 """
 
 from __future__ import annotations
@@ -105,9 +106,13 @@ def iter_segment(
         Exactly one per frame index in ``[segment.start, segment.stop)``, in order.
         Arrays are fresh (the caller may keep them).
     """
-    for frame, array in _frames(path, index, segment, name, colour, scale, threads, read_timeout, None):
-        frame.array = array
-        yield frame
+    fmt, channels = _colour(colour)
+    shape = output_shape(index, scale)
+    reformatter = _reformatter()
+    for record, frame in _frames(path, index, segment, name, threads, read_timeout):
+        if frame is not None:
+            record.array = _convert(frame, shape, fmt, channels, reformatter)
+        yield record
 
 
 def iter_batches(
@@ -141,15 +146,12 @@ def iter_batches(
     shape = out.shape[1:3]
     if out.dtype != np.uint8 or out.ndim != (3 if channels == 1 else 4) or (channels == 3 and out.shape[3] != 3):
         raise ValueError(f"out must be uint8 (capacity, H, W{', 3' if channels == 3 else ''}), got {out.dtype} {out.shape}")
-    pool: list = []
+    reformatter = _reformatter()
     batch: list = []
-    for frame, array in _frames(path, index, segment, name, colour, None, threads, read_timeout, pool, shape):
-        if array is not None:
-            slot = out[len(batch)]
-            slot[...] = array
-            pool.append(array)  # staged array back to the pool: no allocation per frame
-            frame.array = slot
-        batch.append(frame)
+    for record, frame in _frames(path, index, segment, name, threads, read_timeout):
+        if frame is not None:
+            record.array = _convert(frame, shape, fmt, channels, reformatter, out[len(batch)])
+        batch.append(record)
         if len(batch) == len(out):
             yield batch
             batch = []
@@ -167,15 +169,12 @@ def _colour(colour: str):
         raise ValueError(f"colour must be one of {', '.join(COLOURS)}, got {colour!r}") from None
 
 
-def _frames(path, index, segment, name, colour, scale, threads, read_timeout, pool, shape=None):
-    """(DecodedFrame without array, array or None) for each frame of the segment."""
-    fmt, channels = _colour(colour)
-    if shape is None:
-        shape = output_shape(index, scale)
+def _frames(path, index, segment, name, threads, read_timeout):
+    """(DecodedFrame without array, decoded av frame or None) for each frame of the segment."""
     name = name if name is not None else Path(str(path)).name
     if not 0 <= segment.start < segment.stop <= index.n_frames:
         raise ValueError(f"segment {segment.start}:{segment.stop} outside the video's {index.n_frames} frames")
-    produce = lambda: _decode(path, index, segment, shape, fmt, channels, threads, pool)  # noqa: E731
+    produce = lambda: _decode(path, index, segment, threads)  # noqa: E731
     source = produce() if not read_timeout else _with_deadline(produce, read_timeout)
     expected = segment.start
     for item in source:
@@ -183,8 +182,8 @@ def _frames(path, index, segment, name, colour, scale, threads, read_timeout, po
             for i in range(expected, segment.stop):
                 yield _record(index, name, i, item), None
             return
-        i, array, error = item
-        yield _record(index, name, i, error), array
+        i, frame, error = item
+        yield _record(index, name, i, error), frame
         expected = i + 1
 
 
@@ -192,8 +191,8 @@ def _record(index, name, i, error):
     return DecodedFrame(i, frame_name(name, i), int(index.pts[i]), float(index.times([i])[0]), None, error)
 
 
-def _decode(path, index, segment, shape, fmt, channels, threads, pool):
-    """Yield (frame index, array or None, error or None) in order, or one DecodeError."""
+def _decode(path, index, segment, threads):
+    """Yield (frame index, av frame or None, error or None) in order, or one DecodeError."""
     try:
         container = _open(path)
     except DecodeError as exc:
@@ -218,8 +217,7 @@ def _decode(path, index, segment, shape, fmt, channels, threads, pool):
             elif attempt_no:
                 container.seek(int(index.pts[0]), stream=stream, backward=True, any_frame=False)
             context.flush_buffers()
-            gops = _Gops(index, segment)
-            attempt = _decode_from_seek(container, stream, context, index, segment, gops, shape, fmt, channels, pool)
+            attempt = _decode_from_seek(container, stream, context, index, segment)
             first = next(attempt, None)
             if first is not None and first[0] == segment.start and first[2] is None or seek_pts is None:
                 break
@@ -239,26 +237,23 @@ def _seek_targets(index, segment):
     return [*targets, None]
 
 
-def _decode_from_seek(container, stream, context, index, segment, gops, shape, fmt, channels, pool):
+def _decode_from_seek(container, stream, context, index, segment):
     import av
-    from av.video.reformatter import VideoReformatter
 
-    reformatter = VideoReformatter()
+    release = _Release(index, segment)
     last_pts = int(index.pts[segment.stop - 1])
     done = False
     for packet in container.demux(stream):
         try:
             decoded = context.decode(packet if packet.size else None)
         except av.error.FFmpegError:
-            continue  # its frame stays missing: _Gops reports the damaged span
+            continue  # its frame stays missing: _Release reports the damaged span
         for frame in decoded:
             stamp = frame.pts if frame.pts is not None else frame.dts
             i = _frame_at(index, stamp)
             if i is None or i < segment.start:
                 continue  # before the wanted frame: the seek landed early
-            if i < segment.stop:
-                gops.add(i, _convert(frame, shape, fmt, channels, pool, reformatter), frame.is_corrupt)
-            yield from gops.ready(i)
+            yield from release.output(i, frame)
             if stamp >= last_pts:
                 done = True
         if done:
@@ -267,11 +262,11 @@ def _decode_from_seek(container, stream, context, index, segment, gops, shape, f
         try:
             for frame in context.decode(None):  # drain the decoder's delayed frames
                 i = _frame_at(index, frame.pts if frame.pts is not None else frame.dts)
-                if i is not None and segment.start <= i < segment.stop:
-                    gops.add(i, _convert(frame, shape, fmt, channels, pool, reformatter), frame.is_corrupt)
+                if i is not None and i >= segment.start:
+                    yield from release.output(i, frame)
         except av.error.FFmpegError:
             pass
-    yield from gops.ready(segment.stop)
+    yield from release.finish()
 
 
 def _frame_at(index, stamp):
@@ -282,8 +277,14 @@ def _frame_at(index, stamp):
     return i if i < index.n_frames and index.pts[i] == stamp else None
 
 
-def _convert(frame, shape, fmt, channels, pool, reformatter):
-    """The frame at ``shape`` in ``fmt`` via libswscale, copied into a pooled array.
+def _reformatter():
+    from av.video.reformatter import VideoReformatter
+
+    return VideoReformatter()
+
+
+def _convert(frame, shape, fmt, channels, reformatter, out=None):
+    """The frame at ``shape`` in ``fmt`` via libswscale, copied into ``out`` (or a new array).
 
     One reformatter per decode keeps libswscale's context: building it per frame (what
     ``VideoFrame.reformat`` does) costs more than decoding a 1080p frame. One scaler
@@ -297,51 +298,70 @@ def _convert(frame, shape, fmt, channels, pool, reformatter):
         frame = reformatter.reformat(frame, width, height, fmt, threads=1)
     plane = frame.planes[0]
     rows = np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)[:, : width * channels]
-    array = pool.pop() if pool else np.empty((height, width, channels) if channels > 1 else (height, width), np.uint8)
-    array.reshape(height, width * channels)[...] = rows
-    return array
+    if out is None:
+        out = np.empty((height, width, channels) if channels > 1 else (height, width), np.uint8)
+    out.reshape(height, width * channels)[...] = rows
+    return out
 
 
-class _Gops:
-    """Holds decoded frames until their keyframe interval is complete, then releases them
-    with the damaged span marked: from the first frame the decoder dropped or flagged as
-    corrupt, every frame of the interval that comes after it in file order."""
+class _Release:
+    """Hands decoded frames out in order, each as soon as its damage status is known.
+
+    A frame is damaged when a frame of its keyframe interval that comes before it in file
+    order was dropped or flagged corrupt by the decoder. Output is in presentation order,
+    so frame ``i`` is released once every frame of its interval decoded before it has been
+    output or passed: with B-frames, a few frames of delay, not a whole interval.
+    """
 
     def __init__(self, index: VideoIndex, segment: Segment):
-        self.index = index
-        self.segment = segment
-        keys = index.keyframes[(index.keyframes > segment.start) & (index.keyframes < segment.stop)]
-        self.ends = [*map(int, keys), segment.stop]  # exclusive end of each interval
-        self.first = segment.start
+        lo, hi = segment.start, segment.stop
+        self.lo, self.hi = lo, hi
+        self.dpos = index.decode_pos[lo:hi]
+        keys = index.keyframes[(index.keyframes > lo) & (index.keyframes < hi)]
+        starts = np.r_[lo, keys].astype(np.int64)
+        self.gop = np.searchsorted(starts, np.arange(lo, hi), side="right") - 1
+        # need[i]: the highest frame of i's interval decoded no later than i.
+        self.need = np.empty(hi - lo, np.int64)
+        for a, b in zip(starts, [*starts[1:], hi]):
+            order = np.argsort(self.dpos[a - lo : b - lo], kind="stable") + a
+            self.need[order - lo] = np.maximum.accumulate(order)
         self.staged: dict = {}
+        self.bad: dict = {}  # interval -> smallest decode position of a bad frame
+        self.resolved = lo - 1  # every frame up to here is output or known missing
+        self.next = lo
 
-    def add(self, i: int, array, corrupt: bool) -> None:
-        if i >= self.first and i not in self.staged:
-            self.staged[i] = (array, corrupt)
+    def output(self, i: int, frame):
+        """Take the decoder's frame ``i`` (presentation order); yield what is ready."""
+        if i <= self.resolved:
+            return  # out of order or repeated: its slot is settled
+        if i < self.hi:
+            self.staged[i] = frame
+        yield from self._advance(min(i, self.hi - 1))
 
-    def ready(self, reached: int):
-        """Release every interval that ends at or before frame ``reached``."""
-        while self.ends and self.ends[0] <= reached:
-            end = self.ends.pop(0)
-            yield from self._release(self.first, end)
-            self.first = end
+    def finish(self):
+        """The decoder is done: whatever was not output is missing."""
+        yield from self._advance(self.hi - 1)
 
-    def _release(self, lo: int, hi: int):
-        missing = {i for i in range(lo, hi) if i not in self.staged}
-        flagged = {i for i in range(lo, hi) if i in self.staged and self.staged[i][1]}
-        bad = sorted(missing | flagged)
-        damaged_from = int(min(self.index.decode_pos[bad])) if bad else None
-        for i in range(lo, hi):
-            array, _ = self.staged.pop(i, (None, False))
-            if i in missing:
+    def _advance(self, upto: int):
+        for j in range(self.resolved + 1, upto + 1):
+            frame = self.staged.get(j)
+            if frame is None or frame.is_corrupt:
+                g = self.gop[j - self.lo]
+                self.bad[g] = min(self.bad.get(g, np.inf), self.dpos[j - self.lo])
+        self.resolved = max(self.resolved, upto)
+        while self.next <= self.resolved and self.need[self.next - self.lo] <= self.resolved:
+            i = self.next
+            self.next += 1
+            frame = self.staged.pop(i, None)
+            if frame is None:
                 error = DecodeError("corrupt", "the decoder could not decode this frame's data")
-            elif i in flagged:
+            elif frame.is_corrupt:
                 error = DecodeError("corrupt", "the decoder flagged the frame as corrupt")
-            elif damaged_from is not None and self.index.decode_pos[i] > damaged_from:
+            elif self.bad.get(self.gop[i - self.lo], np.inf) < self.dpos[i - self.lo]:
                 error = DecodeError("corrupt", "decoded from damaged data (a frame before it in the file is bad)")
             else:
                 error = None
-            yield i, (None if error else array), error
+            yield i, (None if error else frame), error
 
 
 def _with_deadline(produce, timeout: float):
