@@ -155,3 +155,23 @@ def test_frame_names_and_discovery(clips, tmp_path):
     photo = tmp_path / "photo.mp4"
     photo.write_bytes(b"\xff\xd8\xff\xe0" + bytes(200))
     assert not is_video(photo)
+
+
+def test_gray_is_libswscales_gray(clips):
+    """The full-size gray path (luma plane through libswscale's own level map) gives
+    exactly what libswscale's conversion gives, frame for frame."""
+    import av
+
+    path = clips["closed.mp4"].path
+    index = index_video(path)
+    ours = [f.array for f in iter_segment(path, index, plan_segments(index, 1)[0])]
+    with av.open(str(path)) as container:
+        decoded = list(container.decode(video=0))
+        theirs = [f.reformat(format="gray").to_ndarray() for f in decoded]
+        luma = decoded[0].to_ndarray(format="yuv420p")[: SIZE[0]]
+    assert len(ours) == len(theirs) == N_FRAMES
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a, b)
+    # Video levels are 16-235: gray stretches them to 0-255 (slope 255/219).
+    slope = np.polyfit(luma.ravel().astype(float), ours[0].ravel().astype(float), 1)[0]
+    assert slope == pytest.approx(255 / 219, abs=0.01)
