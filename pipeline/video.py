@@ -303,7 +303,8 @@ def _open(path):
     except av.error.FFmpegError as exc:
         guess = _container_guess(path)
         if guess:
-            raise DecodeError("truncated", f"{guess} file that FFmpeg cannot open (cut short?): {_reason(exc)}") from None
+            reason = f"{guess} file that FFmpeg cannot open (cut short?): {_reason(exc)}"
+            raise DecodeError("truncated", reason) from None
         raise DecodeError("not-a-video", f"not a container FFmpeg recognises: {_reason(exc)}") from None
 
 

@@ -143,7 +143,8 @@ def iter_batches(
     fmt, channels = _colour(colour)
     shape = out.shape[1:3]
     if out.dtype != np.uint8 or out.ndim != (3 if channels == 1 else 4) or (channels == 3 and out.shape[3] != 3):
-        raise ValueError(f"out must be uint8 (capacity, H, W{', 3' if channels == 3 else ''}), got {out.dtype} {out.shape}")
+        wanted = "(capacity, H, W, 3)" if channels == 3 else "(capacity, H, W)"
+        raise ValueError(f"out must be uint8 {wanted}, got {out.dtype} {out.shape}")
     convert = _Converter(shape, fmt, channels)
     batch: list = []
     for record, frame in _frames(path, index, segment, name, threads, read_timeout):
