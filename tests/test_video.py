@@ -13,7 +13,15 @@ pytest.importorskip("av")
 
 from video_clips import GOP, N_FRAMES, SIZE, good_clips  # noqa: E402
 
-from framediff.video import Segment, frame_name, index_video, is_video, is_video_name, plan_segments  # noqa: E402
+from framediff.video import (  # noqa: E402
+    Segment,
+    frame_name,
+    index_video,
+    is_video,
+    is_video_name,
+    plan_segments,
+    source_kind,
+)
 from framediff.video_decode import iter_batches, iter_segment, output_shape  # noqa: E402
 
 
@@ -155,6 +163,11 @@ def test_frame_names_and_discovery(clips, tmp_path):
     photo = tmp_path / "photo.mp4"
     photo.write_bytes(b"\xff\xd8\xff\xe0" + bytes(200))
     assert not is_video(photo)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a video")
+    assert source_kind(tmp_path / "a.JPG") == "image" and source_kind(tmp_path / "b.mov") == "video"
+    assert source_kind(disguised) is None and source_kind(disguised, probe=True) == "video"
+    assert source_kind(notes, probe=True) is None
 
 
 def test_gray_is_libswscales_gray(clips):
@@ -175,3 +188,24 @@ def test_gray_is_libswscales_gray(clips):
     # Video levels are 16-235: gray stretches them to 0-255 (slope 255/219).
     slope = np.polyfit(luma.ravel().astype(float), ours[0].ravel().astype(float), 1)[0]
     assert slope == pytest.approx(255 / 219, abs=0.01)
+
+
+@pytest.mark.slow
+def test_segments_on_worker_processes_match_one_decode(clips):
+    """The index, segments and decoded frames cross process boundaries (a LocalCluster of
+    two worker processes on 127.0.0.1) and give the frames of one serial decode."""
+    import hashlib
+
+    from distributed import Client, LocalCluster
+
+    path = clips["open_gop.mp4"].path
+    index = index_video(path)
+    digest = lambda s: [  # noqa: E731
+        (f.index, f.pts, f.error and f.error.kind, hashlib.sha1(f.array).hexdigest())
+        for f in iter_segment(path, index, s)
+    ]
+    serial = digest(plan_segments(index, 1)[0])
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        parts = client.gather(client.map(digest, plan_segments(index, 4, min_frames=1)))
+    assert [row for part in parts for row in part] == serial
