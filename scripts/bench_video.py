@@ -1,0 +1,248 @@
+#!/usr/bin/env python
+"""Side-by-side video throughput and cut accuracy, in one run, on generated H.264 clips.
+
+Writes a 1920x1080 and a 1280x720 H.264 clip (PyAV, libx264, B-frames, a keyframe every
+2 s) with known hard cuts, a cross-fade and a static stretch
+(``framediff.synthetic_video``), then measures on each, in frames/s:
+
+  decode-1t        decode-only ceiling: PyAV decode of every frame, 1 codec thread
+  decode-auto      the same with the codec's own threads (one per core)
+  segments-1w      framediff.video_decode over keyframe segments, straight to gray at full
+                   size into a reused buffer, 1 Dask worker thread, 1 codec thread
+  segments-2w      the same on 2 Dask worker threads (the target is >= 1.7x segments-1w)
+  detect-1w        framediff's consecutive comparison at --scale 0.25: segment decode
+                   (libswscale area downscale to gray) + kernels.pair_difference_norms,
+                   1 worker; cuts by the rule below
+  detect-2w        the same on 2 workers
+  detect-auto      detect on 1 worker with the codec's own threads (as OpenCV and ffmpeg
+                   decode for the peers below)
+  psd-content      PySceneDetect detect-content (its OpenCV backend), when installed
+  psd-adaptive     PySceneDetect detect-adaptive
+  ff-scdet         ffmpeg -vf scdet (Debian's ffmpeg), when the command exists
+  ff-select        ffmpeg -vf select='gt(scene,0.3)'
+
+and the ratios the targets are stated in (segments-1w / decode-1t, segments-2w /
+segments-1w, detect / PySceneDetect), plus each detector's cut F1 against the known cuts
+(a detection within one frame of a cut counts; the fade's frames are not cuts).
+
+Cut rule of detect-*: frame i starts a cut when its mean absolute difference from frame
+i-1 (in units of the full range) is at least 3 times the median of its 8 neighbours'
+differences and above 0.04. It stands in for the scan's own decisions until video sources are wired into the
+scan; it is written here, not in the package.
+
+Figures depend on the machine and its load: run it alone for numbers worth quoting.
+
+Usage:  python scripts/bench_video.py [--seconds 12] [--sizes 1080 720] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+FPS = 25
+GOP = 2 * FPS
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def decode_only(path, threads: int) -> int:
+    """Frames decoded by PyAV with ``threads`` codec threads (0: the codec's choice)."""
+    import av
+
+    n = 0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
+        for _ in container.decode(stream):
+            n += 1
+    return n
+
+
+def _segment_task(path, index, segment, scale, compare, threads):
+    """Decode one segment into a reused buffer; with ``compare``, the mean absolute
+    difference of each frame from the one before (NaN for the segment's first frame,
+    whose predecessor is the previous segment's last: the caller pairs those), and the
+    segment's first and last frames."""
+    from framediff.kernels.norms import pair_difference_norms
+    from framediff.video_decode import iter_batches, output_shape
+
+    height, width = output_shape(index, scale)
+    out = np.empty((33, height, width), np.uint8)  # slot 0 carries the previous batch's last frame
+    diffs, first, n = [], None, 0
+    for batch in iter_batches(path, index, segment, out[1:], threads=threads):
+        n += len(batch)
+        if compare:
+            second = np.arange(1, len(batch) + 1)
+            norms = pair_difference_norms(out, second - 1, out, second)
+            values = np.asarray(norms["l1"], np.float64) / (height * width * 255.0)
+            if first is None:
+                values[0] = np.nan
+                first = out[1].copy()
+            diffs.extend(values.tolist())
+            out[0] = out[len(batch)]
+    return n, diffs, first, out[0].copy() if compare else None
+
+
+def segments_run(path, workers: int, *, scale: float = 1.0, compare: bool = False, threads: int = 1):
+    """Frames and consecutive differences from segment decoding on ``workers`` Dask
+    threads, each decoder on ``threads`` codec threads (0: the codec's choice)."""
+    import dask
+
+    from framediff.kernels.norms import pair_difference_norms
+    from framediff.video import index_video, plan_segments
+
+    index = index_video(path)
+    segments = plan_segments(index, 4 * workers, min_frames=GOP)
+    tasks = [dask.delayed(_segment_task)(path, index, s, scale, compare, threads) for s in segments]
+    parts = dask.compute(*tasks, scheduler="threads", num_workers=workers)
+    n = sum(p[0] for p in parts)
+    if not compare:
+        return n, []
+    diffs = [d for p in parts for d in p[1]]
+    # The pair across each segment boundary: the last frame one task handed back
+    # against the first frame of the next, as image chunks hand over their last frame.
+    for (_, _, _, last), (_, _, first, _), seg in zip(parts, parts[1:], segments[1:]):
+        pair = np.stack([last, first])
+        diffs[seg.start] = float(pair_difference_norms(pair, [0], pair, [1])["l1"][0]) / (last.size * 255.0)
+    return n, diffs
+
+
+def cuts_from_diffs(diffs) -> list[int]:
+    """Frames whose difference from the one before stands out from their neighbours'."""
+    d = np.asarray(diffs, np.float64)
+    cuts = []
+    for i in range(1, len(d)):
+        around = np.r_[d[max(1, i - 4) : i], d[i + 1 : i + 5]]
+        around = around[np.isfinite(around)]
+        if len(around) and d[i] >= 3 * np.median(around) and d[i] > 0.04:
+            cuts.append(i)
+    return cuts
+
+
+def f1(found, truth, tolerance: int = 1) -> float:
+    truth, found = sorted(truth), sorted(found)
+    matched, used = 0, set()
+    for f in found:
+        hit = next((t for t in truth if abs(t - f) <= tolerance and t not in used), None)
+        if hit is not None:
+            used.add(hit)
+            matched += 1
+    if not found or not truth:
+        return float(found == truth)
+    precision, recall = matched / len(found), matched / len(truth)
+    return 0.0 if matched == 0 else 2 * precision * recall / (precision + recall)
+
+
+def psd(path, kind: str):
+    from scenedetect import AdaptiveDetector, ContentDetector, detect
+
+    detector = ContentDetector() if kind == "content" else AdaptiveDetector()
+    scenes = detect(str(path), detector)
+    return [s[0].frame_num for s in scenes[1:]]
+
+
+def ffmpeg_cuts(path, fps: float, filt: str):
+    """Cut frames from ffmpeg's scene scores (scdet or select) on the same file."""
+    vf = "scdet=threshold=10" if filt == "scdet" else "select='gt(scene,0.3)',metadata=print"
+    run = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-i", str(path), "-an", "-vf", vf, "-f", "null", "-"],
+                         capture_output=True, text=True)
+    key = r"lavfi\.scd\.time: ([0-9.]+)" if filt == "scdet" else r"pts_time:([0-9.]+)"
+    return sorted({round(float(t) * fps) for t in re.findall(key, run.stderr)})
+
+
+def warm_up(directory) -> None:
+    """Imports, Dask's thread pool and the compiled norms kernel, before any clock runs."""
+    from framediff.synthetic_video import make_clip
+
+    tiny = make_clip(Path(directory) / "warm.mp4", n_frames=60, size=(64, 96), gop=GOP)
+    segments_run(tiny.path, 2, scale=0.5, compare=True)
+    decode_only(tiny.path, 1)
+
+
+def bench_clip(truth, rows):
+    path = truth.path
+    n = truth.n_frames
+    label = f"{truth.size[1]}x{truth.size[0]}"
+    results = {}
+
+    def record(name, seconds, frames, cuts=None):
+        results[name] = frames / seconds
+        score = "" if cuts is None else f"{f1(cuts, truth.cuts):.2f}"
+        rows.append((label, name, frames / seconds, score))
+        print(f"{label:>10} {name:<14} {frames / seconds:8.1f} fps  F1 {score or '-':>4}", flush=True)
+
+    for name, threads in (("decode-1t", 1), ("decode-auto", 0)):
+        seconds, frames = _timed(lambda: decode_only(path, threads))
+        record(name, seconds, frames)
+    for workers in (1, 2):
+        seconds, (frames, _) = _timed(lambda: segments_run(path, workers))
+        record(f"segments-{workers}w", seconds, frames)
+    for workers in (1, 2):
+        seconds, (frames, diffs) = _timed(lambda: segments_run(path, workers, scale=0.25, compare=True))
+        record(f"detect-{workers}w", seconds, frames, cuts_from_diffs(diffs))
+    seconds, (frames, diffs) = _timed(lambda: segments_run(path, 1, scale=0.25, compare=True, threads=0))
+    record("detect-auto", seconds, frames, cuts_from_diffs(diffs))
+    try:
+        import scenedetect  # noqa: F401
+
+        for kind in ("content", "adaptive"):
+            seconds, cuts = _timed(lambda: psd(path, kind))
+            record(f"psd-{kind}", seconds, n, cuts)
+    except ImportError:
+        print("PySceneDetect not installed: pip install scenedetect opencv-python-headless")
+    if shutil.which("ffmpeg"):
+        for filt in ("scdet", "select"):
+            seconds, cuts = _timed(lambda: ffmpeg_cuts(path, FPS, filt))
+            record(f"ff-{filt}", seconds, n, cuts)
+    else:
+        print("ffmpeg not found: apt-get install ffmpeg")
+    r = results
+    print(f"{label:>10} segments-1w / decode-1t = {r['segments-1w'] / r['decode-1t']:.2f} (target >= 0.8)")
+    print(f"{label:>10} segments-2w / segments-1w = {r['segments-2w'] / r['segments-1w']:.2f} (target >= 1.7)")
+    for peer in ("psd-content", "psd-adaptive"):
+        if peer in r:
+            best = max(r["detect-1w"], r["detect-auto"])
+            print(f"{label:>10} best of detect-1w, detect-auto / {peer} = {best / r[peer]:.2f} (target >= 2)")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=12.0, help="clip length (default 12 s at 25 fps)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1080, 720], help="clip heights (16:9)")
+    parser.add_argument("--out", type=Path, default=None, help="keep the clips here (default: a temporary folder)")
+    args = parser.parse_args(argv)
+
+    from framediff.synthetic_video import make_clip
+
+    n_frames = max(40, int(args.seconds * FPS))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.out or Path(tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        rows = []
+        warm_up(out)
+        for height in args.sizes:
+            width = (height * 16 // 9) // 2 * 2
+            path = out / f"clip_{height}p.mp4"
+            seconds, truth = _timed(lambda: make_clip(path, n_frames=n_frames, size=(height, width), fps=FPS,
+                                                      gop=GOP, bframes=2, preset="ultrafast"))
+            print(f"wrote {path.name}: {n_frames} frames in {seconds:.1f} s; cuts at {truth.cuts}", flush=True)
+            bench_clip(truth, rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
