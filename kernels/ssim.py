@@ -22,7 +22,8 @@ def structural_similarity(a, b, *, data_range, full: bool = False, xp=None):
     Parameters
     ----------
     a, b : array, shape (H, W) or (B, H, W)
-        Same shape, both at least 11 x 11; any real dtypes (computed in float64).
+        Same shape, any size from 1 x 1; any real dtypes (computed in float64).
+        Images smaller than the 11 x 11 window use a smaller one (see Notes).
     data_range : float
         Range of the intensity values (e.g. 255 for uint8, 1.0 for float images in
         0..1). Required: guessing it from the dtype is a common source of wrong
@@ -35,7 +36,7 @@ def structural_similarity(a, b, *, data_range, full: bool = False, xp=None):
     Returns
     -------
     mssim : array of float64
-        Mean SSIM over the image without a border of 5 pixels (the window radius),
+        Mean SSIM over the image without a border of the window radius (5 pixels),
         shape ``()`` for one pair, ``(B,)`` for a batch. 1 for identical images.
     ssim_map : array of float64, same shape as ``a``
         Only with ``full=True``: the local SSIM of every pixel, border included.
@@ -43,8 +44,7 @@ def structural_similarity(a, b, *, data_range, full: bool = False, xp=None):
     Raises
     ------
     ValueError
-        Shapes differ, an image is smaller than the 11 x 11 window, or
-        ``data_range`` is not positive.
+        Shapes differ, an image is empty, or ``data_range`` is not positive.
 
     Notes
     -----
@@ -53,6 +53,12 @@ def structural_similarity(a, b, *, data_range, full: bool = False, xp=None):
     ``C1 = (0.01 L)^2`` and ``C2 = (0.03 L)^2`` for ``L = data_range``. This is
     ``skimage.metrics.structural_similarity(a, b, gaussian_weights=True, sigma=1.5,
     use_sample_covariance=False, data_range=L)``, including its border crop.
+
+    Small images (icons, strong downscaling): when the shorter side ``s`` is below 11,
+    the window shrinks to the largest odd size that fits, ``2 r + 1`` with
+    ``r = (s - 1) // 2`` -- the same Gaussian (sigma 1.5) cut at ``r`` pixels -- and the
+    border crop to ``r``. A 1- or 2-pixel side leaves a one-pixel window, where SSIM is
+    the luminance term alone. This never raises; scikit-image refuses such images.
 
     References
     ----------
@@ -73,11 +79,11 @@ def structural_similarity(a, b, *, data_range, full: bool = False, xp=None):
         raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
     if a.ndim not in (2, 3):
         raise ValueError(f"expected (H, W) or (B, H, W) arrays, got shape {a.shape}")
-    if min(a.shape[-2:]) < _WIN_SIZE:
-        raise ValueError(
-            f"images of {a.shape[-2]}x{a.shape[-1]} are smaller than the "
-            f"{_WIN_SIZE}x{_WIN_SIZE} SSIM window"
-        )
+    side = min(a.shape[-2:])
+    if side < 1:
+        raise ValueError(f"cannot measure empty images of shape {a.shape}")
+    radius = min(_RADIUS, (side - 1) // 2)
+    truncate = _TRUNCATE if radius == _RADIUS else radius / SSIM_SIGMA
     data_range = float(data_range)
     if not data_range > 0:
         raise ValueError(f"data_range must be > 0, got {data_range}")
@@ -86,7 +92,7 @@ def structural_similarity(a, b, *, data_range, full: bool = False, xp=None):
     y = b.astype(xp.float64, copy=False)
 
     def blur(z):
-        return gaussian_blur(z, SSIM_SIGMA, truncate=_TRUNCATE, xp=xp)
+        return gaussian_blur(z, SSIM_SIGMA, truncate=truncate, xp=xp)
 
     ux, uy = blur(x), blur(y)
     vx = blur(x * x) - ux * ux
@@ -99,8 +105,8 @@ def structural_similarity(a, b, *, data_range, full: bool = False, xp=None):
     denominator = (ux**2 + uy**2 + c1) * (vx + vy + c2)
     ssim_map = numerator / denominator
 
-    pad = _RADIUS
-    mssim = ssim_map[..., pad:-pad, pad:-pad].mean(axis=(-2, -1))
+    inner = slice(radius, ssim_map.shape[-1] - radius)
+    mssim = ssim_map[..., radius : ssim_map.shape[-2] - radius, inner].mean(axis=(-2, -1))
     if full:
         return mssim, ssim_map
     return mssim
