@@ -273,3 +273,17 @@ def test_root_is_absolute_whatever_the_working_directory(tmp_path, monkeypatch):
     found = discover("in")
     assert found.root == tmp_path / "in" and found.root.is_absolute()
     assert found.relative(found.paths[0]) == "a.png"
+
+
+def test_a_report_stores_its_input_root_absolute(tmp_path, monkeypatch):
+    import json
+
+    import pyarrow.parquet as pq
+
+    (tmp_path / "d" / "big").mkdir(parents=True)
+    for i in range(2):
+        write_png(tmp_path / "d" / "big" / f"f{i}.png", textured(8, 8, seed=i))
+    monkeypatch.chdir(tmp_path)
+    scan("d/big", output="r.parquet")
+    meta = json.loads(pq.read_schema(tmp_path / "r.parquet").metadata[b"framediff"])
+    assert meta["root"] == str(tmp_path / "d" / "big")
