@@ -72,6 +72,16 @@ class Discovery:
         return report_name(rel)
 
 
+    def relative_path(self, path) -> str:
+        """``path`` relative to :attr:`root` as the file system names it: the bytes of
+        a non-UTF-8 name kept (surrogate escapes), for copying or linking the file
+        under the same name -- where :meth:`relative` is the text a report shows."""
+        try:
+            return os.path.relpath(path, self.root)
+        except ValueError:  # another drive on Windows
+            return os.fspath(path)
+
+
 def report_name(name: str) -> str:
     """``name`` as valid Unicode: the bytes of a file name that are not UTF-8 (which
     Python keeps as lone surrogates, PEP 383) become ``\\xNN`` escapes.

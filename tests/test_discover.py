@@ -287,3 +287,15 @@ def test_a_report_stores_its_input_root_absolute(tmp_path, monkeypatch):
     scan("d/big", output="r.parquet")
     meta = json.loads(pq.read_schema(tmp_path / "r.parquet").metadata[b"framediff"])
     assert meta["root"] == str(tmp_path / "d" / "big")
+
+
+def test_relative_path_keeps_the_bytes_of_a_non_utf8_name(tmp_path):
+    raw = os.path.join(os.fsencode(tmp_path), b"frame_\xff_01.png")
+    with open(raw, "wb") as fh:
+        fh.write(b"x")
+    found = discover(tmp_path)
+    (path,) = found.paths
+    assert found.relative(path) == "frame_\\xff_01.png"  # the report's text
+    copy_name = found.relative_path(path)  # what a copy of it must be called
+    assert os.fsencode(copy_name) == b"frame_\xff_01.png"
+    assert os.path.exists(os.path.join(tmp_path, copy_name))

@@ -205,3 +205,16 @@ def test_windowed_batches_never_gather_more_than_the_budget(monkeypatch):
     stack = prepare_stack(np.zeros((10, 20, 20), np.uint8), opts)
     measure_pairs(stack, list(range(9)), stack, list(range(1, 10)), opts)
     assert sizes == [3, 3, 3]
+
+
+def test_compare_of_a_tiff_with_infinite_pixels_is_one_line_and_warns_nothing(tmp_path, capsys, recwarn):
+    from scan_fixtures import run_cli
+
+    pixels = np.linspace(0, 1, 400).reshape(20, 20)
+    _float_tiff(tmp_path / "a.tif", pixels)
+    pixels[2, 2] = np.inf
+    _float_tiff(tmp_path / "b.tif", pixels)
+    code, _, err = run_cli(capsys, ["compare", tmp_path / "a.tif", tmp_path / "b.tif"])
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines() == [f"framediff: error: {tmp_path / 'b.tif'}: 1 of 400 pixels are NaN or infinite [non-finite]"]
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
