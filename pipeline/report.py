@@ -128,7 +128,7 @@ class ReportWriter:
         self.fmt = fmt
         self.partitioned = partitioned
         meta = dict(schema.metadata or {})
-        meta[b"framediff"] = json.dumps(metadata, default=str).encode()
+        meta[b"framediff"] = json.dumps(json_safe(metadata), default=str, allow_nan=False).encode()
         self.schema = schema.with_metadata(meta)
         if self.path.exists() and not overwrite:
             raise FramediffError(f"{self.path}: already exists (use --overwrite to replace it)")

@@ -109,3 +109,13 @@ def test_json_sidecars_are_strict_json(tmp_path):
     assert "NaN" not in text and "Infinity" not in text
     data = json.loads(text, parse_constant=lambda name: pytest.fail(f"non-standard JSON constant {name}"))
     assert data == {"tol": None, "psnr_max": None, "nested": [{"x": None}, 1.5], "n": 2.0}
+
+
+def test_report_metadata_is_strict_json(tmp_path):
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([pa.field("l1", pa.float64())])
+    writer = ReportWriter(tmp_path / "r.parquet", "parquet", schema, {"thresholds": {"l1": math.nan, "psnr": INF}})
+    writer.write(pa.table({"l1": [1.0]}))
+    raw = pq.read_schema(writer.close()).metadata[b"framediff"].decode()
+    assert json.loads(raw, parse_constant=lambda name: pytest.fail(name)) == {"thresholds": {"l1": None, "psnr": None}}
