@@ -305,7 +305,8 @@ def _discover_urls(sources, recursive, sort) -> Discovery:
         urls.extend(found_urls)
         skipped += n_skipped
     if not urls:
-        return UrlDiscovery(root=sources[0], skipped_non_image=skipped)
+        note = f" ({skipped} file{'s' if skipped != 1 else ''} without an image extension)" if skipped else ""
+        raise FramediffError(f"{source_label(sources)}: no images found{note}")
     prefix = os.path.commonprefix(urls)
     root = prefix[: prefix.rfind("/")] if "/" in prefix.split("://", 1)[1] else prefix
     found = UrlDiscovery(root=root, skipped_non_image=skipped)

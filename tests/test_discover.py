@@ -299,3 +299,13 @@ def test_relative_path_keeps_the_bytes_of_a_non_utf8_name(tmp_path):
     copy_name = found.relative_path(path)  # what a copy of it must be called
     assert os.fsencode(copy_name) == b"frame_\xff_01.png"
     assert os.path.exists(os.path.join(tmp_path, copy_name))
+
+
+def test_no_images_at_urls_names_them_as_text(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "notes.txt").write_text("x")
+    urls = [f"file://{tmp_path / 'a'}", f"file://{tmp_path / 'b'}"]
+    with pytest.raises(FramediffError) as info:
+        discover(urls)
+    assert str(info.value) == f"{urls[0]}, {urls[1]}: no images found (1 file without an image extension)"
