@@ -541,6 +541,16 @@ def check_finite(image: np.ndarray) -> None:
     and every mode, rather than measured with those pixels ignored: a NaN sensor value
     has no difference to anything, and ignoring it would make each metric's mean cover
     a different set of pixels. The row says how many pixels were at fault.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        Float pixels (integer images cannot hold NaN and need no check).
+
+    Raises
+    ------
+    DecodeError
+        Kind ``non-finite``, with the count of NaN or infinite values.
     """
     bad = image.size - int(np.count_nonzero(np.isfinite(image)))
     if bad:
