@@ -279,10 +279,16 @@ def _windowed_measures(stack_a, first, stack_b, second, wanted, opts, xp) -> dic
         ia = xp.asarray(first[start : start + step])
         ib = xp.asarray(second[start : start + step])
         if "ssim" in wanted:
-            from framediff.kernels.ssim import structural_similarity
+            from framediff.kernels.ssim import pair_structural_similarity
 
-            value = structural_similarity(
-                stack_a.pixels[ia], stack_b.pixels[ib], data_range=stack_a.data_range, xp=xp
+            # Each frame of the batch filtered once, not once per pair it is in.
+            value = pair_structural_similarity(
+                stack_a.pixels,
+                first[start : start + step],
+                stack_b.pixels,
+                second[start : start + step],
+                data_range=stack_a.data_range,
+                xp=xp,
             )
             parts.setdefault("ssim", []).append(np.atleast_1d(K.to_numpy(value)))
         if "edge_change" in wanted:

@@ -187,19 +187,35 @@ def test_windowed_measures_in_batches_equal_one_call(monkeypatch):
     for name in whole:
         assert len(batched[name]) == 15
         np.testing.assert_array_equal(batched[name], whole[name])
+    gathered = structural_similarity(stack.pixels[list(first)], stack.pixels[list(second)], data_range=255)
+    np.testing.assert_array_equal(whole["ssim"], gathered)  # frame moments reused, same numbers
+
+
+def test_pair_ssim_of_two_stacks_equals_ssim_of_the_gathered_pairs():
+    from framediff.kernels.ssim import pair_structural_similarity
+
+    rng = np.random.default_rng(8)
+    a, b = rng.random((4, 9, 30)), rng.random((3, 9, 30))  # 9 rows: a 9 x 9 window
+    first, second = [0, 3, 3, 1], [2, 2, 0, 1]
+    got = pair_structural_similarity(a, first, b, second, data_range=1.0)
+    np.testing.assert_array_equal(got, structural_similarity(a[first], b[second], data_range=1.0))
+    with pytest.raises(ValueError, match="one image shape"):
+        pair_structural_similarity(a, [0], rng.random((1, 9, 31)), [0], data_range=1.0)
+    with pytest.raises(ValueError, match="differ in length"):
+        pair_structural_similarity(a, [0, 1], b, [0], data_range=1.0)
 
 
 def test_windowed_batches_never_gather_more_than_the_budget(monkeypatch):
     import framediff.kernels.ssim as ssim_module
 
     sizes = []
-    real = ssim_module.structural_similarity
+    real = ssim_module.pair_structural_similarity
 
-    def counting(a, b, **kw):
-        sizes.append(a.shape[0])
-        return real(a, b, **kw)
+    def counting(frames_a, first, frames_b, second, **kw):
+        sizes.append(len(first))
+        return real(frames_a, first, frames_b, second, **kw)
 
-    monkeypatch.setattr(ssim_module, "structural_similarity", counting)
+    monkeypatch.setattr(ssim_module, "pair_structural_similarity", counting)
     monkeypatch.setattr(engine, "WINDOW_BATCH_PIXELS", 3 * 20 * 20)
     opts = make_options("fast", metrics="ssim")
     stack = prepare_stack(np.zeros((10, 20, 20), np.uint8), opts)
