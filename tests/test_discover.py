@@ -195,7 +195,7 @@ def _deep_tree(base, depth):
 
 def _remove_deep_tree(base, depth):
     """Bottom-up, one level at a time: pytest's own clean-up (shutil.rmtree) recurses
-    per level and would fail on this tree in a later session."""
+    per level and would fail on this tree in a later pytest run."""
     for level in range(depth, -1, -1):
         path = os.path.join(base, *(["d"] * level))
         for entry in os.scandir(path):
