@@ -95,7 +95,8 @@ def change_kind_features(
     ----------
     a, b : array, shape (H, W) or (B, H, W)
         Gray images of one shape, ``a`` the earlier/reference one; any real dtype.
-        At least 11 x 11 (the SSIM window).
+        Any size: below 11 x 11 SSIM uses a smaller window (see
+        :func:`~framediff.kernels.ssim.structural_similarity`).
     data_range : float
         Intensity range of the images (255 for uint8, 1.0 for float images in 0..1);
         differences are reported as fractions of it.

@@ -33,6 +33,7 @@ import numpy as np
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DecodeError",
+    "check_finite",
     "decoded_shape",
     "max_file_bytes",
     "read_bytes",
@@ -54,7 +55,8 @@ class DecodeError(Exception):
     ----------
     kind : str
         One of ``missing``, ``permission``, ``unreadable``, ``not-a-file``, ``empty``,
-        ``truncated``, ``corrupt``, ``not-an-image``, ``bomb``, ``unsupported``.
+        ``truncated``, ``corrupt``, ``not-an-image``, ``bomb``, ``unsupported``,
+        ``non-finite`` (float pixels that are NaN or infinite).
     reason : str
         A short human-readable explanation.
     """
@@ -486,6 +488,7 @@ def _read_general(data: bytes, max_pixels: int) -> np.ndarray:
     with im:
         width, height = im.size
         mode = im.mode
+        bits = _declared_bits(im)
         if width * height > max_pixels:
             raise DecodeError("bomb", f"{width}x{height} exceeds --max-pixels {max_pixels}")
         if width < 1 or height < 1:
@@ -500,12 +503,58 @@ def _read_general(data: bytes, max_pixels: int) -> np.ndarray:
     if image.dtype.kind == "u" and not image.dtype.isnative:
         image = image.astype(image.dtype.newbyteorder("="))  # I;16B
     if image.dtype == np.int32 and mode.startswith("I"):
-        image = np.clip(image, 0, 65535).astype(np.uint16)  # 32-bit integer samples
+        image = _integer_samples(image, bits)
     if image.dtype == bool:
         image = image.astype(np.uint8) * 255
-    if image.dtype not in (np.uint8, np.uint16) and not np.issubdtype(image.dtype, np.floating):
+    if image.dtype not in (np.uint8, np.uint16, np.int32) and not np.issubdtype(image.dtype, np.floating):
         raise DecodeError("unsupported", f"pixel type {image.dtype} (mode {mode})")
+    if image.dtype.kind == "f":
+        check_finite(image)
     return apply_orientation(image, orientation)
+
+
+def _declared_bits(im) -> int:
+    """Bits per sample a TIFF declares (0 when unknown or another format)."""
+    try:
+        value = im.tag_v2.get(258, 0) if hasattr(im, "tag_v2") else 0
+        return int(value[0] if isinstance(value, tuple) else value)
+    except (TypeError, ValueError, IndexError):
+        return 0
+
+
+def _integer_samples(image: np.ndarray, bits: int) -> np.ndarray:
+    """Pillow's 32-bit integer mode ``I``, as the file stores it.
+
+    Files that declare 32-bit samples stay int32, values untouched (their data range is
+    the dtype's); other files Pillow widens to ``I`` (16-bit PGM, older PNG readers)
+    hold 16-bit values and become uint16, like every other 16-bit image.
+    """
+    if bits != 32 and image.size and 0 <= int(image.min()) and int(image.max()) <= 65535:
+        return image.astype(np.uint16)
+    return image
+
+
+def check_finite(image: np.ndarray) -> None:
+    """Refuse float pixels that are NaN or infinite (kind ``non-finite``).
+
+    Policy: a frame holding a non-finite value is not measured at all, in every metric
+    and every mode, rather than measured with those pixels ignored: a NaN sensor value
+    has no difference to anything, and ignoring it would make each metric's mean cover
+    a different set of pixels. The row says how many pixels were at fault.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        Float pixels (integer images cannot hold NaN and need no check).
+
+    Raises
+    ------
+    DecodeError
+        Kind ``non-finite``, with the count of NaN or infinite values.
+    """
+    bad = image.size - int(np.count_nonzero(np.isfinite(image)))
+    if bad:
+        raise DecodeError("non-finite", f"{bad} of {image.size} pixels are NaN or infinite")
 
 
 def read_image(
@@ -533,7 +582,8 @@ def read_image(
     Returns
     -------
     numpy.ndarray
-        (H, W) or (H, W, C); uint8, uint16 or float. A JPEG result may be a reused
+        (H, W) or (H, W, C); uint8, uint16, int32 (32-bit integer TIFF) or float
+        (never NaN or infinite: such a file is a ``non-finite`` error). A JPEG result may be a reused
         per-thread buffer: copy it if it must outlive the next call in this thread.
 
     Raises

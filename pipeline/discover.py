@@ -10,7 +10,16 @@ from pathlib import Path
 
 from .errors import FramediffError
 
-__all__ = ["IMAGE_EXTENSIONS", "SORT_ORDERS", "Discovery", "discover", "natural_key", "report_name"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "SORT_ORDERS",
+    "Discovery",
+    "discover",
+    "natural_key",
+    "read_text_file",
+    "report_name",
+    "source_label",
+]
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".pnm", ".pbm"}
@@ -27,7 +36,8 @@ class Discovery:
     Attributes
     ----------
     root : Path
-        Paths in reports are relative to it.
+        Paths in reports are relative to it; absolute, so that a report read from
+        another working directory still finds its images.
     paths : list of Path
         Image files in comparison order.
     skipped_non_image : int
@@ -60,6 +70,16 @@ class Discovery:
         except ValueError:  # another drive on Windows
             rel = Path(path).as_posix()
         return report_name(rel)
+
+
+    def relative_path(self, path) -> str:
+        """``path`` relative to :attr:`root` as the file system names it: the bytes of
+        a non-UTF-8 name kept (surrogate escapes), for copying or linking the file
+        under the same name -- where :meth:`relative` is the text a report shows."""
+        try:
+            return os.path.relpath(path, self.root)
+        except ValueError:  # another drive on Windows
+            return os.fspath(path)
 
 
 def report_name(name: str) -> str:
@@ -95,22 +115,40 @@ def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
+def _list_dir(dirpath: str):
+    """``(subdirectories, files)`` of one directory, as ``os.walk`` splits them
+    (symbolic links to directories count as directories)."""
+    dirs, files = [], []
+    with os.scandir(dirpath) as entries:
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            (dirs if is_dir else files).append(entry.name)
+    return dirs, files
+
+
 def _walk(root: Path, recursive: bool, found: Discovery) -> list:
+    """Image paths under ``root``, top-down, subdirectories in natural order.
+
+    An explicit stack rather than ``os.walk``, which recurses once per level in
+    Python 3.11: a tree a thousand folders deep must not raise ``RecursionError``.
+    """
     paths = []
     visited = set()
-
-    def on_error(exc):
-        found.unreadable_dirs.append(found.relative(exc.filename) if exc.filename else str(exc))
-
-    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=True):
+    pending = [os.fspath(root)]
+    while pending:
+        dirpath = pending.pop()
         try:
             st = os.stat(dirpath)
-            key = (st.st_dev, st.st_ino)
-        except OSError:
+            dirnames, filenames = _list_dir(dirpath)
+        except OSError as exc:
+            found.unreadable_dirs.append(found.relative(exc.filename) if exc.filename else str(exc))
             continue
+        key = (st.st_dev, st.st_ino)
         if key in visited:
             found.symlink_loops += 1
-            dirnames[:] = []
             continue
         visited.add(key)
         for name in filenames:
@@ -120,18 +158,77 @@ def _walk(root: Path, recursive: bool, found: Discovery) -> list:
                 found.skipped_non_image += 1
         # A directory named like an image is an input (it becomes an error row), not silence.
         paths.extend(Path(dirpath) / d for d in dirnames if is_image_name(d))
-        if not recursive:
-            dirnames[:] = []
-        else:
+        if recursive:
             dirnames.sort(key=natural_key)
+            pending.extend(os.path.join(dirpath, d) for d in reversed(dirnames))  # first on top
     return paths
 
 
-def _read_listing(listing: Path) -> list:
+#: Bytes looked at to tell a text listing from a binary file.
+_SNIFF_BYTES = 1 << 16
+
+
+def read_text_file(path, what: str, *, binary: str = "") -> str:
+    """The contents of a file that must be text (a listing, a pair list).
+
+    Non-UTF-8 bytes in file names are kept (surrogate escapes), but a file with NUL
+    bytes is binary: a video, an image or a report given where text was expected.
+
+    Parameters
+    ----------
+    path : str or path-like
+    what : str
+        What the file is for, for the message (``'listing'``, ``'pair list'``).
+    binary : str, optional
+        What else a binary file was tried as, for the message (``'an image'``).
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    FramediffError
+        One line naming the file: it cannot be read, or it is binary.
+    """
     try:
-        lines = listing.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+        with open(path, "rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+            if b"\0" in head:  # before reading the rest: it may be a long video
+                raise FramediffError(_binary_message(path, what, binary))
+            data = head + fh.read()
     except OSError as exc:
-        raise FramediffError(f"{listing}: cannot read the listing file ({exc.strerror})") from None
+        raise FramediffError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    if b"\0" in data:
+        raise FramediffError(_binary_message(path, what, binary))
+    return data.decode("utf-8", errors="surrogateescape")
+
+
+def _binary_message(path, what: str, binary: str) -> str:
+    also = f"{binary} framediff can read, nor " if binary else ""
+    return f"{path}: a binary file, neither {also}a text {what}" if binary else f"{path}: a binary file, not a text {what}"
+
+
+def _is_image_file(path: Path) -> bool:
+    """True when an image library recognises the file's header, whatever its name."""
+    from .decode import _pillow_open
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+    except OSError:
+        return False
+    if head.startswith(b"\xff\xd8\xff"):
+        return True
+    try:
+        _pillow_open(head).close()  # the header only: Pillow opens lazily
+    except Exception:  # Pillow raises several types for what it does not know
+        return False
+    return True
+
+
+def _read_listing(listing: Path) -> list:
+    lines = read_text_file(listing, "listing of paths", binary="an image").splitlines()
     base = listing.parent
     out = []
     for line in lines:
@@ -173,6 +270,19 @@ def _mtime(path: Path) -> float:
         return float("inf")
 
 
+def source_label(sources) -> str:
+    """The source(s) of a scan as a message names them: ``in``, ``a, b`` -- never the
+    repr of a list."""
+    if isinstance(sources, (str, os.PathLike)):
+        return os.fspath(sources)
+    return ", ".join(os.fspath(s) for s in sources)
+
+
+def _skipped_note(found: Discovery) -> str:
+    n = found.skipped_non_image
+    return f" ({n} file{'s' if n != 1 else ''} without an image extension)" if n else ""
+
+
 class UrlDiscovery(Discovery):
     """Inputs found at fsspec URLs; report names are relative to the common prefix."""
 
@@ -195,7 +305,8 @@ def _discover_urls(sources, recursive, sort) -> Discovery:
         urls.extend(found_urls)
         skipped += n_skipped
     if not urls:
-        return UrlDiscovery(root=sources[0], skipped_non_image=skipped)
+        note = f" ({skipped} file{'s' if skipped != 1 else ''} without an image extension)" if skipped else ""
+        raise FramediffError(f"{source_label(sources)}: no images found{note}")
     prefix = os.path.commonprefix(urls)
     root = prefix[: prefix.rfind("/")] if "/" in prefix.split("://", 1)[1] else prefix
     found = UrlDiscovery(root=root, skipped_non_image=skipped)
@@ -228,7 +339,8 @@ def discover(source, *, recursive: bool = False, sort: str = "natural") -> Disco
     Raises
     ------
     FramediffError
-        ``source`` does not exist, matches nothing readable, or ``sort`` is unknown.
+        ``source`` does not exist, matches no image, is a binary file that is not an
+        image, or ``sort`` is unknown. One line, naming the source.
     """
     if sort not in SORT_ORDERS:
         raise FramediffError(f"unknown sort order {sort!r}; choose from: {', '.join(SORT_ORDERS)}")
@@ -249,12 +361,20 @@ def discover(source, *, recursive: bool = False, sort: str = "natural") -> Disco
             found.root = path
             roots.append(path)
             collected.extend(_walk(path, recursive, found))
+        elif path.is_file() and not is_image_name(text) and _is_image_file(path):
+            collected.append(path)  # an image under another extension (.avif, none)
+            roots.append(path.parent)
         elif path.is_file() and not is_image_name(text):
             listed = _read_listing(path)
             roots.extend(p.parent for p in listed)
             collected.extend(listed)
         elif _GLOB_CHARS.search(text):
-            matches = sorted(glob.glob(text, recursive=recursive))
+            try:
+                matches = sorted(glob.glob(text, recursive=recursive))
+            except RecursionError:  # the standard library's "**" recurses per level
+                raise FramediffError(
+                    f"{text}: folders nested too deep for a glob pattern; give the folder with --recursive"
+                ) from None
             for m in matches:
                 if is_image_name(m):
                     collected.append(Path(m))
@@ -266,10 +386,12 @@ def discover(source, *, recursive: bool = False, sort: str = "natural") -> Disco
             roots.append(path.parent)
         else:
             raise FramediffError(f"{text}: no such file or directory")
-    found.root = Path(os.path.commonpath([os.path.abspath(r) for r in roots])) if roots else Path(".")
+    found.root = Path(os.path.commonpath([os.path.abspath(r) for r in roots])) if roots else Path(".").absolute()
     if len(roots) == 1 and Path(sources[0]).is_dir():
-        found.root = Path(sources[0])
+        found.root = Path(os.path.abspath(sources[0]))
     unique = list(dict.fromkeys(collected))
+    if not unique:
+        raise FramediffError(f"{source_label(sources)}: no images found{_skipped_note(found)}")
     if sort == "natural":
         unique.sort(key=lambda p: natural_key(found.relative(p)))
     elif sort == "mtime":

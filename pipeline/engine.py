@@ -22,12 +22,15 @@ from .options import PAIR_NORMALIZATIONS, Options, parse_size
 
 __all__ = [
     "FrameStack",
+    "WINDOW_BATCH_PIXELS",
     "change_kinds",
     "fit_frame",
+    "incomparable",
     "measure_pair_images",
     "measure_pairs",
     "prepare_stack",
     "read_frame",
+    "read_frame_typed",
     "reconcile_pair",
 ]
 
@@ -49,12 +52,17 @@ class FrameStack:
         Peak value used by PSNR and SSIM.
     edges : array of bool, shape (N, H, W) or None
         Edge maps, when ``edge_change`` is asked for.
+    source_dtype : numpy dtype or None
+        The dtype the frames were decoded as (uint8 for a JPEG even after ``--blur``
+        or ``--gray mean`` made floats of it); None means ``pixels.dtype``. Frames of
+        different source dtypes are never compared (see :func:`incomparable`).
     """
 
     pixels: object
     probabilities: object
     data_range: float
     edges: object = None
+    source_dtype: object = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -68,7 +76,34 @@ class FrameStack:
             None if self.probabilities is None else self.probabilities[pick].copy(),
             self.data_range,
             None if self.edges is None else self.edges[pick].copy(),
+            self.source_dtype,
         )
+
+    @property
+    def decoded_dtype(self) -> np.dtype:
+        """The dtype the frames had when decoded (``source_dtype``, else the pixels')."""
+        return np.dtype(str(self.source_dtype if self.source_dtype is not None else self.pixels.dtype))
+
+
+def incomparable(stack_a: FrameStack, stack_b: FrameStack) -> str | None:
+    """Why frames of these two stacks cannot be compared, or None when they can.
+
+    Frames decoded with different pixel types (an 8-bit JPEG and a 16-bit PNG) have
+    different data ranges: any number measured between them is meaningless. The check
+    looks at the decoded dtypes, so preparation that makes floats of both (``--blur``,
+    ``--edges``, ``--gray mean``) does not hide the difference.
+
+    Parameters
+    ----------
+    stack_a, stack_b : FrameStack
+
+    Returns
+    -------
+    str or None
+        ``"uint16 pixels differ from uint8"`` (b's type, then a's), or None.
+    """
+    da, db = stack_a.decoded_dtype, stack_b.decoded_dtype
+    return None if da == db else f"{db} pixels differ from {da}"
 
 
 def read_frame(path, opts: Options, out=None) -> np.ndarray:
@@ -76,13 +111,31 @@ def read_frame(path, opts: Options, out=None) -> np.ndarray:
 
     ``out`` is a stack slot a JPEG may be decoded into (see :func:`read_image`).
     """
+    return read_frame_typed(path, opts, out)[0]
+
+
+def read_frame_typed(path, opts: Options, out=None) -> tuple[np.ndarray, np.dtype]:
+    """:func:`read_frame`, with the dtype the file was decoded as.
+
+    ``--gray mean`` makes float64 of 8-bit pixels whose data range is still 255, not
+    a float image's 1.0: pass the second value on as ``source_dtype`` to
+    :func:`prepare_stack` and :func:`measure_pair_images`.
+
+    Returns
+    -------
+    image : numpy.ndarray
+    source_dtype : numpy.dtype
+    """
     image = read_image(
         path, gray=None if opts.color else opts.gray, scale=opts.scale, max_pixels=opts.max_pixels, out=out
     )
+    source_dtype = image.dtype
     if opts.color:
         image = K.drop_alpha(image)
-        return np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image
-    return K.to_gray(image, opts.gray) if image.ndim == 3 else image
+        image = np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image
+    elif image.ndim == 3:
+        image = K.to_gray(image, opts.gray)
+    return image, source_dtype
 
 
 def fit_frame(image: np.ndarray, opts: Options):
@@ -167,7 +220,7 @@ def prepare_stack(images, opts: Options, xp=np, *, source_dtype=None) -> FrameSt
     if any(m in HIST_METRICS for m in opts.metrics):
         counts = K.histograms(pixels, bins=opts.bins, value_range=value_range, xp=xp)
         probabilities = K.to_probabilities(counts, xp=xp)
-    return FrameStack(pixels, probabilities, data_range, edges)
+    return FrameStack(pixels, probabilities, data_range, edges, source_dtype)
 
 
 def measure_pairs(stack_a: FrameStack, first, stack_b: FrameStack, second, opts: Options) -> dict:
@@ -191,38 +244,72 @@ def measure_pairs(stack_a: FrameStack, first, stack_b: FrameStack, second, opts:
     ia, ib = xp.asarray(first), xp.asarray(second)
     if stack_a.probabilities is not None:
         p, q = stack_a.probabilities[ia], stack_b.probabilities[ib]
-    if "ssim" in wanted:
-        from framediff.kernels.ssim import structural_similarity
-
-        ssim = structural_similarity(
-            stack_a.pixels[ia], stack_b.pixels[ib], data_range=stack_a.data_range, xp=xp
-        )
-    if "edge_change" in wanted:
-        from framediff.kernels.edges import edge_change_fraction
-
-        edge_change = edge_change_fraction(stack_a.edges[ia], stack_b.edges[ib], xp=xp)
-    if wanted & set(FLOW_METRICS):
-        from framediff.kernels.flow import flow_stats
-
-        flow = flow_stats(
-            stack_a.pixels[ia],
-            stack_b.pixels[ib],
-            max_corners=opts.flow_corners,
-            moving_threshold=opts.moving_threshold,
-            xp=xp,
-        )
+    windowed = _windowed_measures(stack_a, first, stack_b, second, wanted, opts, xp)
     for name in opts.metrics:
         if name in NORM_METRICS:
             out[name] = K.to_numpy(norms[name])
         elif name in HIST_METRICS:
             out[name] = K.to_numpy(K.histogram_distance(p, q, name, xp=xp))
-        elif name == "ssim":
-            out[name] = np.atleast_1d(K.to_numpy(ssim))
-        elif name == "edge_change":
-            out[name] = np.atleast_1d(K.to_numpy(edge_change))
-        elif name in FLOW_METRICS:
-            out[name] = np.atleast_1d(K.to_numpy(flow[name]))
+        elif name in windowed:
+            out[name] = windowed[name]
     return out
+
+
+#: Pixels of one batch of pairs through a windowed measure (SSIM, flow, edge change).
+#: Each of those holds about ten float64 copies of its batch at once, so 2**22 pixels
+#: (two 1080p pairs) bound a batch near 0.7 GB however many pairs a task measures.
+WINDOW_BATCH_PIXELS = 1 << 22
+
+
+def _windowed_measures(stack_a, first, stack_b, second, wanted, opts, xp) -> dict:
+    """SSIM, edge change and flow statistics of the pairs, in bounded batches.
+
+    Pairs mode asks for every pair of a chunk: gathering all of them at once (and
+    the float64 temporaries of the filters) grew with the number of pairs, not with
+    the image size. Batches of at most :data:`WINDOW_BATCH_PIXELS` pixels keep the
+    memory bounded; each pair's value is computed exactly as in one call.
+    """
+    names = [m for m in ("ssim", "edge_change", *FLOW_METRICS) if m in wanted]
+    if not names or len(first) == 0:
+        return {}
+    h, w = stack_a.shape
+    step = max(1, WINDOW_BATCH_PIXELS // max(1, h * w))
+    parts: dict[str, list] = {}
+    for start in range(0, len(first), step):
+        ia = xp.asarray(first[start : start + step])
+        ib = xp.asarray(second[start : start + step])
+        if "ssim" in wanted:
+            from framediff.kernels.ssim import pair_structural_similarity
+
+            # Each frame of the batch filtered once, not once per pair it is in.
+            value = pair_structural_similarity(
+                stack_a.pixels,
+                first[start : start + step],
+                stack_b.pixels,
+                second[start : start + step],
+                data_range=stack_a.data_range,
+                xp=xp,
+            )
+            parts.setdefault("ssim", []).append(np.atleast_1d(K.to_numpy(value)))
+        if "edge_change" in wanted:
+            from framediff.kernels.edges import edge_change_fraction
+
+            value = edge_change_fraction(stack_a.edges[ia], stack_b.edges[ib], xp=xp)
+            parts.setdefault("edge_change", []).append(np.atleast_1d(K.to_numpy(value)))
+        if wanted & set(FLOW_METRICS):
+            from framediff.kernels.flow import flow_stats
+
+            flow = flow_stats(
+                stack_a.pixels[ia],
+                stack_b.pixels[ib],
+                max_corners=opts.flow_corners,
+                moving_threshold=opts.moving_threshold,
+                xp=xp,
+            )
+            for name in FLOW_METRICS:
+                if name in wanted:
+                    parts.setdefault(name, []).append(np.atleast_1d(K.to_numpy(flow[name])))
+    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
 
 
 def _gray_view(image, opts: Options):
@@ -239,7 +326,7 @@ def _combined(stack: FrameStack, opts: Options) -> FrameStack:
     c, h, w = stack.pixels.shape
     probabilities = None if stack.probabilities is None else stack.probabilities.mean(axis=0, keepdims=True)
     edges = None if stack.edges is None else stack.edges.reshape(1, c * h, w)
-    return FrameStack(stack.pixels.reshape(1, c * h, w), probabilities, stack.data_range, edges)
+    return FrameStack(stack.pixels.reshape(1, c * h, w), probabilities, stack.data_range, edges, stack.source_dtype)
 
 
 def reconcile_pair(a: np.ndarray, b: np.ndarray, opts: Options):
@@ -258,7 +345,9 @@ def reconcile_pair(a: np.ndarray, b: np.ndarray, opts: Options):
     return reconcile_shapes(a, b, resize=target or opts.resize, crop=opts.crop)
 
 
-def measure_pair_images(a: np.ndarray, b: np.ndarray, opts: Options, xp=np, *, shape_action=None) -> dict:
+def measure_pair_images(
+    a: np.ndarray, b: np.ndarray, opts: Options, xp=np, *, shape_action=None, source_dtype=None
+) -> dict:
     """Measure one pair of decoded images with every pairwise option applied.
 
     In order: shape policy (``--resize``/``--crop``), alignment (phase correlation,
@@ -268,7 +357,9 @@ def measure_pair_images(a: np.ndarray, b: np.ndarray, opts: Options, xp=np, *, s
     channel planes as one image, and CIE76 Delta E statistics are added.
 
     ``shape_action`` given means the pair has already been through
-    :func:`reconcile_pair`, which said so.
+    :func:`reconcile_pair`, which said so. ``source_dtype`` is the dtype both images
+    were decoded as (see :func:`read_frame_typed`), when they have been converted
+    since; it sets the data range (255 for ``--gray mean`` of 8-bit images).
 
     Returns
     -------
@@ -281,11 +372,20 @@ def measure_pair_images(a: np.ndarray, b: np.ndarray, opts: Options, xp=np, *, s
     ------
     ShapeMismatchError
         The shapes differ and ``--resize error`` with no ``--crop``.
+    ValueError
+        The images have different pixel types (8-bit against 16-bit: no common data
+        range), or hold NaN or infinite values.
     """
+    if a.dtype != b.dtype:
+        # Before alignment or exposure matching make floats of both and hide it.
+        raise ValueError(f"{b.dtype} pixels differ from {a.dtype}")
+    for image in (a, b):
+        if image.dtype.kind == "f" and not bool(np.isfinite(image).all()):
+            raise ValueError("non-finite: the image holds NaN or infinite pixels")
     if shape_action is None:
         a, b, shape_action = reconcile_pair(a, b, opts)
     result = {"shape": (int(a.shape[0]), int(a.shape[1]))}
-    source_dtype = a.dtype
+    source_dtype = np.dtype(source_dtype if source_dtype is not None else a.dtype)
     if opts.resize != "error" or opts.crop:
         result["shape_action"] = shape_action
     if opts.align:

@@ -142,6 +142,39 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+#: The type each metadata (and summary) field must have to be used; others are dropped.
+_FIELD_TYPES = {
+    "framediff_version": str,
+    "mode": str,
+    "root": str,
+    "reference": str,
+    "fingerprint": str,
+    "options": dict,
+    "thresholds": dict,
+}
+
+
+def _validated(meta) -> dict:
+    """A report's metadata with each known field of the wrong type left out.
+
+    A report is data someone else may have written: ``"root": 123`` or
+    ``"thresholds": ["l1"]`` must not reach code that expects a path or a mapping.
+    Unknown fields are kept (shown as text), threshold values must be numbers.
+    """
+    if not isinstance(meta, dict):
+        return {}
+    out = {}
+    for key, value in meta.items():
+        want = _FIELD_TYPES.get(key)
+        if want is None or isinstance(value, want):
+            out[str(key)] = value
+    if "thresholds" in out:
+        out["thresholds"] = {
+            str(k): v for k, v in out["thresholds"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+    return out
+
+
 def _metadata(dataset: pads.Dataset) -> dict:
     raw = (dataset.schema.metadata or {}).get(b"framediff")
     if not raw:
@@ -150,7 +183,7 @@ def _metadata(dataset: pads.Dataset) -> dict:
         meta = json.loads(raw)
     except ValueError:
         return {}
-    return meta if isinstance(meta, dict) else {}
+    return _validated(meta)
 
 
 def _read_json(path: Path):
@@ -298,7 +331,7 @@ class _TopN:
 def _x_range(dataset, x_name) -> tuple[float, float] | None:
     lo, hi = math.inf, -math.inf
     for batch in dataset.to_batches(columns=[x_name], batch_size=_BATCH_ROWS):
-        x = _numpy(batch.column(0))
+        x = _x_values(batch.column(0), x_name)
         x = x[np.isfinite(x)]
         if len(x):
             lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
@@ -326,7 +359,7 @@ def _scan_numbers(dataset, x_name, metrics, n_rows, top_metric, top_n):
         changed = _numpy(batch.column("changed"), np.bool_) if "changed" in names else np.zeros(n, bool)
         values = {m: _numpy(batch.column(m)) for m in metrics}
         if series is not None:
-            series.add(_numpy(batch.column(x_name)), values, changed & ok, ~ok)
+            series.add(_x_values(batch.column(x_name), x_name), values, changed & ok, ~ok)
         if top is not None:
             top.add(values[top_metric], ok, offset)
         offset += n
@@ -343,7 +376,7 @@ def _events_in_time(dataset, events):
         return events, 0.5
     when = {}
     for batch in dataset.to_batches(columns=["index_b", "time_b"], batch_size=_BATCH_ROWS):
-        for i, t in zip(_numpy(batch.column(0)), _numpy(batch.column(1))):
+        for i, t in zip(_numpy(batch.column(0)), _x_values(batch.column(1), "time_b")):
             if np.isfinite(i) and np.isfinite(t):
                 when[int(i)] = t
     first = [when.get(i, math.nan) for i in events.column("first_index").to_pylist()]
@@ -387,9 +420,29 @@ def _event_runs(series: _Series, events: pa.Table | None, half: float = 0.5) -> 
 _TIME_LABEL = "capture time (UTC)"
 
 
+#: Capture times are clipped into what a datetime can show: an EXIF year 9999 (or a
+#: modification time of 1e300) is kept in the plot, at its edge, not a crash.
+_TIME_MIN = datetime.datetime(1, 1, 2, tzinfo=datetime.timezone.utc).timestamp()
+_TIME_MAX = datetime.datetime(9999, 12, 30, tzinfo=datetime.timezone.utc).timestamp()
+
+
+def _x_values(column, x_name: str) -> np.ndarray:
+    """The x values of a batch; capture times clipped into :data:`_TIME_MIN` ..
+    :data:`_TIME_MAX` (NaN stays NaN: no time)."""
+    x = _numpy(column)
+    return np.clip(x, _TIME_MIN, _TIME_MAX) if x_name == "time_b" else x
+
+
 def _format_time(value, _pos=None) -> str:
+    value = min(max(float(value), _TIME_MIN), _TIME_MAX) if math.isfinite(value) else _TIME_MIN
     stamp = datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)
     return stamp.strftime("%Y-%m-%d\n%H:%M:%S")
+
+
+def _literal(text: str) -> str:
+    """``text`` as matplotlib draws it literally: ``$`` would start mathtext, and a
+    column named ``$\\frac{x$`` must be a label, not a parse error."""
+    return str(text).replace("$", "\\$")
 
 
 def _plot_png(series: _Series, metric: str, x_label: str, threshold, spans) -> bytes:
@@ -410,7 +463,7 @@ def _plot_png(series: _Series, metric: str, x_label: str, threshold, spans) -> b
         x, ys, changed, error = series.points()
         y = ys[metric]
         order = np.argsort(x, kind="stable")
-        ax.plot(x[order], y[order], color="#1f77b4", lw=1.0, marker=".", ms=3, label=metric)
+        ax.plot(x[order], y[order], color="#1f77b4", lw=1.0, marker=".", ms=3, label=_literal(metric))
         hit = changed & np.isfinite(y)
         x_changed, y_changed = x[hit], y[hit]
         x_error = np.unique(x[error])
@@ -420,7 +473,7 @@ def _plot_png(series: _Series, metric: str, x_label: str, threshold, spans) -> b
         has = np.isfinite(lo)
         lo, hi = np.where(has, lo, np.nan), np.where(has, hi, np.nan)
         ax.fill_between(
-            centers, lo, hi, step="mid", color="#1f77b4", alpha=0.55, lw=0.8, edgecolor="#1f77b4", label=f"{metric} (min/max)"
+            centers, lo, hi, step="mid", color="#1f77b4", alpha=0.55, lw=0.8, edgecolor="#1f77b4", label=_literal(f"{metric} (min/max)")
         )
         peak = series.peak[metric]
         hit = np.isfinite(peak)
@@ -667,10 +720,11 @@ def _render(report_path: Path, dataset, fmt: str, *, top: int, root) -> tuple[st
     names = list(dataset.schema.names)
     meta = _metadata(dataset)
     summary_json = _read_json(_sidecar(report_path, ".summary.json"))
+    summary_json = None if summary_json is None else _validated(summary_json)
     events = _read_events(report_path, fmt)
     mode = meta.get("mode") or (summary_json or {}).get("mode") or "consecutive"
     thresholds = meta.get("thresholds") or (summary_json or {}).get("thresholds") or {}
-    thresholds = {str(k): v for k, v in thresholds.items() if isinstance(v, (int, float))} if isinstance(thresholds, dict) else {}
+    thresholds = _validated({"thresholds": thresholds})["thresholds"]
     options = meta.get("options") or (summary_json or {}).get("options") or {}
     in_root = _resolve_root(root, meta.get("root"), report_path)
 

@@ -2,6 +2,13 @@
 
 Every file is written under a temporary name and renamed into place when complete,
 so a reader never sees a half-written report.
+
+CSV is written for the readers people use on it -- DuckDB, pandas, polars -- to infer
+every metric column as a float: floats always carry a decimal point or an exponent
+(``1.0``, never ``1``, which makes polars guess an integer column from its first
+rows), infinities are ``1e999`` and ``-1e999`` (DuckDB reads ``inf`` as text when a
+column starts with it; all three read ``1e999`` as infinity), NaN is ``NaN`` and a
+missing value is empty. JSON sidecars are strict JSON: non-finite numbers are ``null``.
 """
 
 from __future__ import annotations
@@ -17,7 +24,18 @@ import pyarrow.parquet as pq
 
 from .errors import FramediffError
 
-__all__ = ["FORMATS", "EventGrouper", "ReportWriter", "csv_safe", "format_for", "sidecar_path", "write_json_atomic"]
+__all__ = [
+    "FORMATS",
+    "EventGrouper",
+    "ReportWriter",
+    "csv_floats",
+    "csv_ready",
+    "csv_safe",
+    "format_for",
+    "json_safe",
+    "sidecar_path",
+    "write_json_atomic",
+]
 
 FORMATS = ("parquet", "csv")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -49,6 +67,44 @@ def csv_safe(table: pa.Table) -> pa.Table:
     return pa.table(columns, names=table.column_names)
 
 
+def csv_floats(table: pa.Table) -> pa.Table:
+    """Float columns as text every CSV reader infers as float (see the module notes).
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+
+    Returns
+    -------
+    pyarrow.Table
+        The same columns; float ones as strings: ``1.0``, ``0.25``, ``1e+300``,
+        ``1e999`` / ``-1e999`` for infinities, ``NaN``; nulls stay null.
+    """
+    import pyarrow.compute as pc
+
+    columns = []
+    for name in table.column_names:
+        col = table[name]
+        if pa.types.is_floating(col.type):
+            text = pc.cast(col, pa.string())
+            integral = pc.invert(pc.match_substring_regex(text, "[.eEna]"))
+            text = pc.if_else(pc.fill_null(integral, False), pc.binary_join_element_wise(text, ".0", ""), text)
+            text = pc.if_else(pc.fill_null(pc.is_nan(col), False), "NaN", text)
+            positive = pc.fill_null(pc.greater(col, 0), False)
+            infinite = pc.fill_null(pc.is_inf(col), False)
+            text = pc.if_else(infinite, pc.if_else(positive, "1e999", "-1e999"), text)
+            col = text
+        columns.append(col)
+    return pa.table(columns, names=table.column_names)
+
+
+def csv_ready(table: pa.Table) -> pa.Table:
+    """What a CSV report holds: formulas neutralised (:func:`csv_safe`), then floats
+    spelled for every reader (:func:`csv_floats`), in that order so that ``-1e999``
+    is not taken for a formula."""
+    return csv_floats(csv_safe(table))
+
+
 class ReportWriter:
     """Streams tables into a report in the order they are given.
 
@@ -72,7 +128,7 @@ class ReportWriter:
         self.fmt = fmt
         self.partitioned = partitioned
         meta = dict(schema.metadata or {})
-        meta[b"framediff"] = json.dumps(metadata, default=str).encode()
+        meta[b"framediff"] = json.dumps(json_safe(metadata), default=str, allow_nan=False).encode()
         self.schema = schema.with_metadata(meta)
         if self.path.exists() and not overwrite:
             raise FramediffError(f"{self.path}: already exists (use overwrite=True to replace it)")
@@ -97,14 +153,14 @@ class ReportWriter:
             if self.fmt == "parquet":
                 self._writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd")
             else:
-                self._writer = pacsv.CSVWriter(self.tmp, self.schema)
-        self._writer.write_table(csv_safe(table) if self.fmt == "csv" else table)
+                self._writer = pacsv.CSVWriter(self.tmp, _csv_schema(self.schema))
+        self._writer.write_table(csv_ready(table) if self.fmt == "csv" else table)
 
     def _write_single(self, path: Path, table: pa.Table) -> None:
         if self.fmt == "parquet":
             pq.write_table(table, path, compression="zstd")
         else:
-            pacsv.write_csv(csv_safe(table), path)
+            pacsv.write_csv(csv_ready(table), path)
 
     def close(self) -> Path:
         """Finish the report and move it into place; returns its path."""
@@ -135,6 +191,12 @@ class ReportWriter:
             self.tmp.unlink()
 
 
+def _csv_schema(schema: pa.Schema) -> pa.Schema:
+    """The schema of :func:`csv_ready` tables: float columns become strings."""
+    fields = [pa.field(f.name, pa.string()) if pa.types.is_floating(f.type) else f for f in schema]
+    return pa.schema(fields, metadata=schema.metadata)
+
+
 def sidecar_path(report_path, suffix: str) -> Path:
     """A file next to the report: ``cam.parquet`` + ``.events.csv`` -> ``cam.events.csv``."""
     report_path = Path(report_path)
@@ -145,11 +207,34 @@ def sidecar_path(report_path, suffix: str) -> Path:
     return report_path.with_name(base + suffix)
 
 
+def json_safe(data):
+    """``data`` with every NaN or infinite float replaced by None (JSON ``null``).
+
+    Python's ``json`` writes ``NaN`` and ``Infinity``, which strict parsers (browsers,
+    ``jq``, most languages) reject. Dicts, lists and tuples are walked; NumPy scalars
+    count as numbers.
+    """
+    import math
+
+    if isinstance(data, dict):
+        return {key: json_safe(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_safe(value) for value in data]
+    if isinstance(data, float) or type(data).__name__.startswith("float"):
+        try:
+            return float(data) if math.isfinite(data) else None
+        except TypeError:
+            return data
+    return data
+
+
 def write_json_atomic(path, data) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
+    """Write ``data`` as strict JSON (:func:`json_safe`) to ``path`` through a
+    temporary file and a rename."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    text = json.dumps(json_safe(data), indent=2, default=str, allow_nan=False)
+    tmp.write_text(text + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
 

@@ -16,7 +16,10 @@ images/s of, each in its own subprocess (so peak RSS is its own):
 
 and prints each figure, the ratios the targets are stated in, and peak RSS.
 With --rss-frames N2 it also scans N2 frames (default off; 5000 for the acceptance
-check) to show peak RSS stays flat as the frame count grows.
+check) to show peak RSS stays flat as the frame count grows. With --pairs-frames N3
+(default off; 30 for the check) it runs all-pairs mode over N3 of the 1080p frames
+with --metrics ssim and with --metrics l1_per_pixel, side by side: the windowed
+measure must stay within a bounded factor of the plain one in memory.
 
 Usage:  python scripts/bench_scan.py [--frames 600] [--rss-frames 5000] [--out DIR]
 """
@@ -78,6 +81,18 @@ def worker_scan(frames_dir: str, workers: int, scale: float = 1.0) -> dict:
     result = run_scan(frames_dir, options=opts, workers=workers, chunk_size=64, scheduler="threads")
     seconds = time.perf_counter() - t
     return {"images": result.summary["inputs"], "seconds": seconds, "changed": result.summary["changed"]}
+
+
+def worker_pairs(frames_dir: str, n: int, metrics: str) -> dict:
+    """All-pairs mode over the first ``n`` frames with ``metrics``, one worker."""
+    from framediff.options import make_options
+    from framediff.scan import run_scan
+
+    opts = make_options("fast", metrics=metrics, device="cpu", change_kind=False)
+    paths = [str(p) for p in sorted(Path(frames_dir).glob("*.jpg"))[:n]]
+    t = time.perf_counter()
+    result = run_scan(paths, options=opts, mode="pairs", workers=1, scheduler="synchronous")
+    return {"images": n, "pairs": result.summary["comparisons"], "seconds": time.perf_counter() - t}
 
 
 def worker_classic(frames_dir: str) -> dict:
@@ -147,6 +162,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=600)
     parser.add_argument("--rss-frames", type=int, default=0, help="also scan this many frames for peak RSS")
+    parser.add_argument("--pairs-frames", type=int, default=0, help="also run all-pairs mode on this many frames")
     parser.add_argument("--out", help="keep generated frames here (default: a temporary folder)")
     parser.add_argument("--skip", default="", help="comma-separated measurements to skip")
     args = parser.parse_args(argv)
@@ -214,6 +230,19 @@ def main(argv=None) -> int:
                 f"{r['rss_mib']:.0f} MiB at {args.rss_frames} frames ({r['images'] / r['seconds']:.1f} images/s)"
                 f" [< 1024 MiB and flat]"
             )
+    if args.pairs_frames:
+        n = min(args.pairs_frames, args.frames)
+        plain = _child("pairs", [str(frames), n, "l1_per_pixel"])
+        windowed = _child("pairs", [str(frames), n, "ssim"])
+        print()
+        if "error" in plain or "error" in windowed:
+            print(f"pairs-mode check failed to run: {plain.get('error') or windowed.get('error')}")
+        else:
+            print(f"pairs mode, {n} 1080p frames ({plain['pairs']} pairs), 1 worker:")
+            for name, r in (("l1_per_pixel", plain), ("ssim", windowed)):
+                print(f"  {name:<14}{r['seconds']:>8.2f} s{r['rss_mib']:>10.0f} MiB peak RSS")
+            ratio = windowed["rss_mib"] / plain["rss_mib"]
+            print(f"  ssim / l1_per_pixel peak RSS {ratio:.2f} [<= 3]{'  ok' if ratio <= 3 else '  ABOVE TARGET'}")
     return 0
 
 

@@ -179,3 +179,133 @@ def test_png_named_jpg_is_discovered_and_read(tmp_path):
     write_png(tmp_path / "b.jpg", np.ascontiguousarray(image[::-1]))
     df = scan(tmp_path, scheduler="synchronous")
     assert df["status"].tolist() == ["ok"]
+
+
+# ------------------------------------------------ odd sources: one line, never a traceback
+
+
+def _deep_tree(base, depth):
+    os.mkdir(base)
+    path = base
+    for _ in range(depth):
+        path = os.path.join(path, "d")
+        os.mkdir(path)  # one level at a time: os.makedirs recurses too
+    return path
+
+
+def _remove_deep_tree(base, depth):
+    """Bottom-up, one level at a time: pytest's own clean-up (shutil.rmtree) recurses
+    per level and would fail on this tree in a later pytest run."""
+    for level in range(depth, -1, -1):
+        path = os.path.join(base, *(["d"] * level))
+        for entry in os.scandir(path):
+            if not entry.is_dir(follow_symlinks=False):
+                os.remove(entry.path)
+        os.rmdir(path)
+
+
+@pytest.fixture
+def deep_tree(tmp_path):
+    base = os.fspath(tmp_path / "tree")
+    yield _deep_tree(base, 1200)
+    _remove_deep_tree(base, 1200)
+
+
+def test_recursive_walk_of_1200_nested_folders(tmp_path, deep_tree):
+    deepest = deep_tree
+    write_png(os.path.join(deepest, "z.png"), textured(8, 8))
+    write_png(tmp_path / "tree" / "a.png", textured(8, 8))
+    found = discover(tmp_path / "tree", recursive=True, sort="none")
+    assert [p.name for p in found.paths] == ["a.png", "z.png"]
+    assert found.relative(found.paths[1]) == "d/" * 1200 + "z.png"
+    with pytest.raises(FramediffError, match="nested too deep for a glob pattern"):
+        discover(os.path.join(tmp_path, "tree", "**", "*.png"), recursive=True)
+
+
+def test_walk_order_is_top_down_in_natural_order(tmp_path):
+    for sub in ("b10", "b2", "a"):
+        (tmp_path / sub / "x").mkdir(parents=True)
+        write_png(tmp_path / sub / "x" / "f.png", textured(8, 8))
+        write_png(tmp_path / sub / "f.png", textured(8, 8))
+    found = discover(tmp_path, recursive=True, sort="none")
+    assert [found.relative(p) for p in found.paths] == [
+        "a/f.png", "a/x/f.png", "b2/f.png", "b2/x/f.png", "b10/f.png", "b10/x/f.png"
+    ]
+
+
+def test_a_single_image_without_an_image_extension_is_one_image(tmp_path):
+    write_png(tmp_path / "photo.avif", textured(8, 8))  # a PNG named otherwise
+    found = discover(tmp_path / "photo.avif")
+    assert found.paths == [tmp_path / "photo.avif"]
+
+
+@pytest.mark.parametrize("name", ["video.mp4", "report.parquet"])
+def test_a_binary_source_is_a_one_line_error(tmp_path, name):
+    (tmp_path / name).write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(4096))
+    with pytest.raises(FramediffError) as info:
+        discover(tmp_path / name)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / name}: a binary file") and "\n" not in message
+
+
+def test_read_text_file_refuses_binary_and_keeps_non_utf8_names(tmp_path):
+    from framediff.discover import read_text_file
+
+    (tmp_path / "pairs.csv").write_bytes(b"a.png,b\xff.png\n")
+    assert read_text_file(tmp_path / "pairs.csv", "pair list") == "a.png,b\udcff.png\n"
+    (tmp_path / "bin.csv").write_bytes(b"PAR1\x00\x15")
+    with pytest.raises(FramediffError, match=r"bin.csv: a binary file, not a text pair list$"):
+        read_text_file(tmp_path / "bin.csv", "pair list")
+
+
+def test_no_images_names_the_sources_as_text_not_a_list(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("x")
+    with pytest.raises(FramediffError) as info:
+        discover([tmp_path / "empty"])
+    assert str(info.value) == f"{tmp_path / 'empty'}: no images found (1 file without an image extension)"
+
+
+def test_root_is_absolute_whatever_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "in").mkdir()
+    write_png(tmp_path / "in" / "a.png", textured(8, 8))
+    monkeypatch.chdir(tmp_path)
+    found = discover("in")
+    assert found.root == tmp_path / "in" and found.root.is_absolute()
+    assert found.relative(found.paths[0]) == "a.png"
+
+
+def test_a_report_stores_its_input_root_absolute(tmp_path, monkeypatch):
+    import json
+
+    import pyarrow.parquet as pq
+
+    (tmp_path / "d" / "big").mkdir(parents=True)
+    for i in range(2):
+        write_png(tmp_path / "d" / "big" / f"f{i}.png", textured(8, 8, seed=i))
+    monkeypatch.chdir(tmp_path)
+    scan("d/big", output="r.parquet")
+    meta = json.loads(pq.read_schema(tmp_path / "r.parquet").metadata[b"framediff"])
+    assert meta["root"] == str(tmp_path / "d" / "big")
+
+
+def test_relative_path_keeps_the_bytes_of_a_non_utf8_name(tmp_path):
+    raw = os.path.join(os.fsencode(tmp_path), b"frame_\xff_01.png")
+    with open(raw, "wb") as fh:
+        fh.write(b"x")
+    found = discover(tmp_path)
+    (path,) = found.paths
+    assert found.relative(path) == "frame_\\xff_01.png"  # the report's text
+    copy_name = found.relative_path(path)  # what a copy of it must be called
+    assert os.fsencode(copy_name) == b"frame_\xff_01.png"
+    assert os.path.exists(os.path.join(tmp_path, copy_name))
+
+
+def test_no_images_at_urls_names_them_as_text(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "notes.txt").write_text("x")
+    urls = [f"file://{tmp_path / 'a'}", f"file://{tmp_path / 'b'}"]
+    with pytest.raises(FramediffError) as info:
+        discover(urls)
+    assert str(info.value) == f"{urls[0]}, {urls[1]}: no images found (1 file without an image extension)"

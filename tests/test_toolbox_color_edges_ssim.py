@@ -259,8 +259,8 @@ def test_ssim_batch_and_identity():
 def test_ssim_errors():
     with pytest.raises(ValueError, match="images differ in shape"):
         structural_similarity(CAMERA, CAMERA[:100], data_range=255)
-    with pytest.raises(ValueError, match="smaller than the 11x11 SSIM window"):
-        structural_similarity(CAMERA[:10], CAMERA[:10], data_range=255)
+    with pytest.raises(ValueError, match="empty images"):
+        structural_similarity(CAMERA[:0], CAMERA[:0], data_range=255)
     with pytest.raises(ValueError, match="data_range must be > 0"):
         structural_similarity(CAMERA, CAMERA, data_range=0)
     with pytest.raises(ValueError, match=r"\(H, W\) or \(B, H, W\)"):
