@@ -9,33 +9,46 @@ import numpy as np
 from framediff import kernels as K
 from framediff.kernels.shape import ShapeMismatchError
 
-from .decode import DecodeError, downscale
-from .engine import measure_pair_images, read_frame
+from .decode import DecodeError, check_finite, downscale
+from .engine import measure_pair_images, read_frame_typed
 from .errors import InputError
 from .options import Options, make_options
 
-__all__ = ["compare", "load_gray"]
+__all__ = ["compare", "load_gray", "load_gray_typed"]
 
 
 def load_gray(source, opts: Options, label: str | None = None) -> np.ndarray:
-    """A 2-D gray image from a path or an array, prepared as ``opts`` asks.
+    """A 2-D gray image from a path or an array, prepared as ``opts`` asks (see
+    :func:`load_gray_typed`)."""
+    return load_gray_typed(source, opts, label)[0]
+
+
+def load_gray_typed(source, opts: Options, label: str | None = None) -> tuple[np.ndarray, np.dtype]:
+    """A 2-D gray image from a path or an array, and the dtype it was decoded as.
 
     Raises
     ------
     InputError
-        The file is missing, unreadable, corrupt or not an image.
+        The file is missing, unreadable, corrupt or not an image; an array that is
+        not an image or holds NaN or infinite pixels.
     """
     if isinstance(source, (str, os.PathLike)):
         try:
             # A copy: a JPEG may come back in the decoder's reused buffer, which reading
             # the other image of the pair would overwrite.
-            return np.array(read_frame(source, opts), copy=True)
+            image, decoded = read_frame_typed(source, opts)
+            return np.array(image, copy=True), decoded
         except DecodeError as exc:
             raise InputError(source, exc.kind, exc.reason) from None
     name = label or "<array>"
     if not isinstance(source, (np.ndarray, list, tuple)) and not hasattr(source, "__array__"):
         raise InputError(name, "not-an-image", f"expected a path or an image array, got {type(source).__name__}")
     image = np.asarray(source)
+    decoded = image.dtype
+    try:
+        check_finite(image)
+    except DecodeError as exc:
+        raise InputError(name, exc.kind, exc.reason) from None
     if image.ndim not in (2, 3) or image.size == 0:
         raise InputError(name, "not-an-image", f"expected a (H, W) or (H, W, C) array, got shape {image.shape}")
     try:
@@ -46,7 +59,7 @@ def load_gray(source, opts: Options, label: str | None = None) -> np.ndarray:
             image = K.to_gray(image, opts.gray) if image.ndim == 3 else image
     except ValueError as exc:
         raise InputError(name, "unsupported", str(exc)) from None
-    return downscale(image, opts.scale) if opts.scale < 1 else image
+    return (downscale(image, opts.scale) if opts.scale < 1 else image), decoded
 
 
 def _label(source, fallback):
@@ -89,12 +102,14 @@ def compare(a, b, *, metrics=None, preset: str = "classic", options: Options | N
     """
     opts = _options(options, preset, metrics, overrides)
     xp = K.resolve_device(opts.device)
-    image_a = load_gray(a, opts, "<array a>")
-    image_b = load_gray(b, opts, "<array b>")
-    if image_a.dtype != image_b.dtype:
+    image_a, decoded_a = load_gray_typed(a, opts, "<array a>")
+    image_b, decoded_b = load_gray_typed(b, opts, "<array b>")
+    source_dtype = decoded_a
+    if image_a.dtype != image_b.dtype or decoded_a != decoded_b:
         image_a, image_b = _common_dtype(image_a, image_b)
+        source_dtype = None  # both on a common 0..1 scale now
     try:
-        result = measure_pair_images(image_a, image_b, opts, xp)
+        result = measure_pair_images(image_a, image_b, opts, xp, source_dtype=source_dtype)
     except ShapeMismatchError:
         (ha, wa), (hb, wb) = image_a.shape[:2], image_b.shape[:2]
         raise InputError(

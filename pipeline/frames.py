@@ -17,7 +17,7 @@ import numpy as np
 from framediff import kernels as K
 
 from .decode import DecodeError, read_bytes
-from .engine import FrameStack, fit_frame, prepare_stack, read_frame
+from .engine import FrameStack, fit_frame, prepare_stack, read_frame_typed
 from .gpu import decode_on_device, pinned_empty
 from .options import Options
 
@@ -37,12 +37,15 @@ class KeptFrame(NamedTuple):
         The decoded frame, when a pair may need it (pairwise options, shape policies).
     action : str or None
         The resize action applied when it was decoded.
+    source : numpy.dtype or None
+        The dtype it was decoded as (its data range; see ``engine.read_frame_typed``).
     """
 
     index: int
     prepared: FrameStack | None
     raw: np.ndarray | None
     action: str | None
+    source: np.dtype | None = None
 
 
 _stack_pool = threading.local()
@@ -105,6 +108,7 @@ class Frames:
         self._host: dict[int, np.ndarray] = {}
         self._raw: dict[int, np.ndarray] = {}
         self._where: dict[int, tuple[FrameStack, int]] = {}
+        self.sources: dict[int, np.dtype] = {}  # the dtype each frame was decoded as
 
     def _slot(self):
         if self._stack is None or len(self._slots) >= len(self._stack):
@@ -126,7 +130,7 @@ class Frames:
         # A decode abandoned by the timeout may still finish later: never into a slot.
         slot = None if self.timeout else self._slot()
         try:
-            image = _read_with_retries(path, self.opts, slot, self.retries, self.timeout)
+            image, self.sources[index] = _read_with_retries(path, self.opts, slot, self.retries, self.timeout)
         except DecodeError as exc:
             self.errors[index] = exc
             return False
@@ -160,15 +164,18 @@ class Frames:
         image, action = fit_frame(image, self.opts)
         if action:
             self.actions[index] = action
+        self.sources[index] = np.dtype(np.uint8)  # a baseline JPEG
         self._host[index] = image  # a device array; prepare() stacks it with its shape group
         return True
 
-    def add_prepared(self, index: int, stack: FrameStack | None, position: int = 0, raw=None) -> None:
+    def add_prepared(self, index: int, stack: FrameStack | None, position: int = 0, raw=None, source=None) -> None:
         """Register a frame prepared elsewhere (the reference, the last kept frame)."""
         if stack is not None:
             self._where[index] = (stack, position)
         if raw is not None:
             self._raw[index] = raw
+        if source is not None:
+            self.sources[index] = source
 
     def prepare(self, *, raw_only: bool = False) -> None:
         """Prepare every decoded frame once: one stack per (shape, dtype), on the backend.
@@ -185,15 +192,18 @@ class Frames:
             self._host.clear()
             return
         if self._slots:
-            stack = prepare_stack(self._stack[: len(self._slots)], self.opts, self.xp)
+            # Slots hold frames decoded straight into the stack: one dtype, one source.
+            source = self.sources.get(next(iter(self._slots)))
+            stack = prepare_stack(self._stack[: len(self._slots)], self.opts, self.xp, source_dtype=source)
             for i, pos in self._slots.items():
                 self._where[i] = (stack, pos)
         groups: dict[tuple, list[int]] = {}
         for index, image in self._host.items():
-            groups.setdefault((image.shape, str(image.dtype), K.is_cupy(image)), []).append(index)
-        for indices in groups.values():
+            source = str(self.sources.get(index, image.dtype))
+            groups.setdefault((image.shape, str(image.dtype), source, K.is_cupy(image)), []).append(index)
+        for (_shape, _dtype, source, _on_device), indices in groups.items():
             indices.sort()
-            stack = prepare_stack([self._host[i] for i in indices], self.opts, self.xp)
+            stack = prepare_stack([self._host[i] for i in indices], self.opts, self.xp, source_dtype=source)
             for pos, i in enumerate(indices):
                 self._where[i] = (stack, pos)
         self._host.clear()
@@ -218,11 +228,11 @@ class Frames:
         # policies); otherwise the prepared frame is all the next task uses.
         needs_raw = prepared is None or self.opts.pairwise or self.opts.resize != "error" or self.opts.crop
         raw = np.array(K.to_numpy(self._raw[index]), copy=True) if needs_raw and index in self._raw else None
-        return KeptFrame(index, prepared, raw, self.actions.get(index))
+        return KeptFrame(index, prepared, raw, self.actions.get(index), self.sources.get(index))
 
     def add_kept(self, kept: KeptFrame) -> None:
         """Register a frame another task kept (see :meth:`keep`)."""
-        self.add_prepared(kept.index, kept.prepared, 0, raw=kept.raw)
+        self.add_prepared(kept.index, kept.prepared, 0, raw=kept.raw, source=kept.source)
         if kept.action:
             self.actions[kept.index] = kept.action
 
@@ -249,12 +259,13 @@ def _read_with_timeout(path, opts, slot, timeout):
     cannot block the process from exiting) and the frame becomes a ``timeout`` row.
     """
     if not timeout:
-        return read_frame(path, opts, out=slot)
+        return read_frame_typed(path, opts, out=slot)
     box = {}
 
     def work():
         try:
-            box["image"] = np.array(read_frame(path, opts), copy=True)
+            image, source = read_frame_typed(path, opts)
+            box["image"] = (np.array(image, copy=True), source)
         except BaseException as exc:  # handed to the waiting thread as is
             box["error"] = exc
 

@@ -13,7 +13,7 @@ import dataclasses
 from framediff import kernels as K
 from framediff.kernels.shape import ShapeMismatchError
 
-from .engine import change_kinds, measure_pair_images, measure_pairs, prepare_stack, reconcile_pair
+from .engine import change_kinds, incomparable, measure_pair_images, measure_pairs, prepare_stack, reconcile_pair
 from .frames import Frames
 from .options import Options
 from .rows import RowBuffer
@@ -65,9 +65,8 @@ def measure_planned(frames: Frames, planned, spec: ScanSpec, rows: RowBuffer, no
             continue
         sa, pos_a = frames.lookup(a)
         sb, pos_b = frames.lookup(b)
-        if sa.pixels.dtype != sb.pixels.dtype:  # e.g. a 16-bit PNG after 8-bit JPEGs
-            reason = f"{sb.pixels.dtype} pixels differ from {sa.pixels.dtype} of {spec.names[a]}"
-            error_row(rows, spec, pair, a, b, "not-comparable", reason)
+        if reason := incomparable(sa, sb):  # e.g. a 16-bit PNG after 8-bit JPEGs
+            error_row(rows, spec, pair, a, b, "not-comparable", f"{reason} of {spec.names[a]}")
             continue
         groups.setdefault((id(sa), id(sb)), [sa, sb, []])[2].append((pair, a, b, pos_a, pos_b))
     outcome = {}
@@ -102,8 +101,11 @@ def _measure_single(frames, pair, a, b, spec, rows, notes, thresholds) -> dict:
     opts = spec.options
     try:
         # The pair as compared (shape policy applied once); change kinds look at it too.
+        source_a, source_b = frames.sources.get(a), frames.sources.get(b)
+        if source_a != source_b:  # decoded types differ: data ranges differ
+            raise ValueError(f"{source_b} pixels differ from {source_a} of {spec.names[a]}")
         raw_a, raw_b, action = reconcile_pair(frames.raw(a), frames.raw(b), opts)
-        values = measure_pair_images(raw_a, raw_b, opts, frames.xp, shape_action=action)
+        values = measure_pair_images(raw_a, raw_b, opts, frames.xp, shape_action=action, source_dtype=source_a)
     except ShapeMismatchError as exc:
         error_row(rows, spec, pair, a, b, "size-mismatch", str(exc))
         return {}

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .discover import read_text_file
 from .errors import FramediffError
 
 __all__ = ["Chunk", "frame_ranges", "pair_number", "read_pair_list"]
@@ -62,7 +64,7 @@ def read_pair_list(path, names) -> list:
     lookup = {name: i for i, name in enumerate(names)}
     out = []
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with io.StringIO(read_text_file(path, "pair list"), newline="") as fh:
             for lineno, row in enumerate(csv.reader(fh), 1):
                 if not row or row[0].startswith("#"):
                     continue
@@ -74,8 +76,6 @@ def read_pair_list(path, names) -> list:
                 out.append((_resolve(a, lookup, len(names), path, lineno), _resolve(b, lookup, len(names), path, lineno)))
     except OSError as exc:
         raise FramediffError(f"{path}: cannot read the pair list ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise FramediffError(f"{path}: a pair list must be UTF-8 text (CSV)") from None
     return out
 
 

@@ -194,7 +194,8 @@ def finish_stage(planned: _Planned, sink: ReportSink, report, staging, wall: flo
         write_keep_list(request.keep_list, kept)
     for target, link in ((request.copy_kept, False), (request.link_kept, True)):
         if target is not None:
-            materialise_kept([(inputs.names[i], inputs.paths[i]) for i in sink.kept], Path(target), link=link)
+            kept_files = [(planned.found.relative_path(inputs.paths[i]), inputs.paths[i]) for i in sink.kept]
+            materialise_kept(kept_files, Path(target), link=link)
     return ScanResult(summary, report, events, kept, sink.tables)
 
 

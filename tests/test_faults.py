@@ -242,7 +242,7 @@ def test_transient_read_errors_are_retried(tmp_path, monkeypatch):
 
     frames = tmp_path / "frames"
     make_timelapse(frames, n_frames=40, size=(48, 64), seed=2, events=False)
-    real = tasks.read_frame
+    real = tasks.read_frame_typed
     failures = {"left": 2}
 
     def flaky(path, opts, out=None):
@@ -251,7 +251,7 @@ def test_transient_read_errors_are_retried(tmp_path, monkeypatch):
             raise DecodeError("unreadable", "Input/output error")
         return real(path, opts, out=out)
 
-    monkeypatch.setattr(tasks, "read_frame", flaky)
+    monkeypatch.setattr(tasks, "read_frame_typed", flaky)
     opts = framediff.make_options("fast")
     without = run_scan(frames, options=opts, collect=True, scheduler="synchronous")
     assert without.summary["errors_by_kind"] == {"unreadable": 1}

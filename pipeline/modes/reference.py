@@ -31,12 +31,15 @@ class PreparedReference(NamedTuple):
         The decoded frame, when pairs may need it.
     error : str or None
         Why the reference could not be read.
+    source : numpy.dtype or None
+        The dtype it was decoded as.
     """
 
     index: int
     stack: FrameStack | None
     raw: np.ndarray | None
     error: str | None
+    source: np.dtype | None = None
 
     def on_host(self) -> PreparedReference:
         """The same reference in host memory (for a CPU fallback of a GPU run)."""
@@ -48,6 +51,7 @@ class PreparedReference(NamedTuple):
             None if s.probabilities is None else K.to_numpy(s.probabilities),
             s.data_range,
             None if s.edges is None else K.to_numpy(s.edges),
+            s.source_dtype,
         )
         return self._replace(stack=host)
 
@@ -83,7 +87,7 @@ class Reference(Mode):
                 planned.append((i, ref.index, i))
         frames.prepare()
         if ref.error is None:
-            frames.add_prepared(ref.index, ref.stack, 0, raw=ref.raw)
+            frames.add_prepared(ref.index, ref.stack, 0, raw=ref.raw, source=ref.source)
         measure_planned(frames, planned, spec, rows, {})
         return rows.table()
 
@@ -96,7 +100,7 @@ def prepare_reference(index: int, path: str, spec, device: str) -> PreparedRefer
         return PreparedReference(index, None, None, f"{exc.kind}: {exc.reason}")
     frames.prepare()
     kept = frames.keep(index)
-    return PreparedReference(index, kept.prepared, kept.raw, None)
+    return PreparedReference(index, kept.prepared, kept.raw, None, kept.source)
 
 
 def resolve_reference(reference, names, paths) -> int:
