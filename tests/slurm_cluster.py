@@ -17,7 +17,6 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -28,14 +27,14 @@ from pathlib import Path
 
 import pytest
 
+from daemons import STOP_TIMEOUT_S, alive, free_port, last_line, stop_pid
+
 #: Daemons and client commands the fixture needs.
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "scontrol", "sinfo", "srun")
 #: Daemons are often in an sbin directory that is not on a normal user's PATH.
 _SBIN = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 #: Seconds to wait for a daemon to start (its PID file) or the node to become idle.
 START_TIMEOUT_S = 60.0
-#: Seconds to wait for a daemon to exit after SIGTERM before SIGKILL.
-STOP_TIMEOUT_S = 20.0
 
 
 class SlurmUnavailable(RuntimeError):
@@ -155,7 +154,7 @@ class Slurm:
             pass  # the daemons are stopped below whatever the queue says
         left = []
         for name, pid in reversed(list(self.pids.items())):
-            if not _stop_pid(pid):
+            if not stop_pid(pid):
                 left.append(f"{name} (pid {pid})")
         if left:
             raise RuntimeError(f"SLURM daemons still running after SIGKILL: {', '.join(left)}")
@@ -242,10 +241,6 @@ def _memory_total_mb() -> int:
     raise SlurmUnavailable("cannot read MemTotal from /proc/meminfo")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _slurm_conf(root: Path, *, node: str, cpus: int, memory_mb: int) -> str:
@@ -253,8 +248,8 @@ def _slurm_conf(root: Path, *, node: str, cpus: int, memory_mb: int) -> str:
     lines = [
         "ClusterName=framediff-test",
         f"SlurmctldHost={node}(127.0.0.1)",
-        f"SlurmctldPort={_free_port()}",
-        f"SlurmdPort={_free_port()}",
+        f"SlurmctldPort={free_port()}",
+        f"SlurmdPort={free_port()}",
         f"SlurmUser={user}",
         f"SlurmdUser={user}",
         "AuthType=auth/munge",
@@ -312,16 +307,16 @@ def _start_daemon(cluster: Slurm, name: str, argv: list[str]) -> None:
     pid_file = cluster.root / "run" / f"{name}.pid"
     result = subprocess.run(argv, capture_output=True, text=True, env=cluster.env, timeout=START_TIMEOUT_S)
     if result.returncode != 0:
-        reason = (result.stderr.strip() or _last_line(cluster.log(name))).splitlines()[-1:] or ["no message"]
+        reason = (result.stderr.strip() or last_line(cluster.log(name))).splitlines()[-1:] or ["no message"]
         raise SlurmUnavailable(f"{name} did not start (exit {result.returncode}): {reason[0]}")
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         text = pid_file.read_text().strip() if pid_file.is_file() else ""
-        if text.isdigit() and _alive(int(text)):
+        if text.isdigit() and alive(int(text)):
             cluster.pids[name] = int(text)
             return
         time.sleep(0.1)
-    raise SlurmUnavailable(f"{name} wrote no PID file within {START_TIMEOUT_S:g}s: {_last_line(cluster.log(name))}")
+    raise SlurmUnavailable(f"{name} wrote no PID file within {START_TIMEOUT_S:g}s: {last_line(cluster.log(name))}")
 
 
 def _wait_idle(cluster: Slurm) -> None:
@@ -333,39 +328,10 @@ def _wait_idle(cluster: Slurm) -> None:
         if state == "idle":
             return
         for name, pid in cluster.pids.items():
-            if not _alive(pid):
-                raise SlurmUnavailable(f"{name} exited: {_last_line(cluster.log(name))}")
+            if not alive(pid):
+                raise SlurmUnavailable(f"{name} exited: {last_line(cluster.log(name))}")
         time.sleep(0.5)
     raise SlurmUnavailable(
         f"node {cluster.node} not idle after {START_TIMEOUT_S:g}s (sinfo: {state or 'nothing'}); "
-        f"slurmd: {_last_line(cluster.log('slurmd'))}"
+        f"slurmd: {last_line(cluster.log('slurmd'))}"
     )
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "no log"
-
-
-def _alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-
-
-def _stop_pid(pid: int) -> bool:
-    """SIGTERM, then SIGKILL after :data:`STOP_TIMEOUT_S`; True once the process is gone."""
-    for sig, wait_s in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, 5.0)):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return True
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if not _alive(pid):
-                return True
-            time.sleep(0.1)
-    return not _alive(pid)

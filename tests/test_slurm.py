@@ -197,7 +197,8 @@ def test_daemons_are_gone_after_stop(tmp_path_factory):
     """A second, private cluster: started, stopped, and every daemon's PID gone."""
     import tempfile
 
-    from slurm_cluster import SlurmUnavailable, _alive, start_slurm
+    from daemons import alive
+    from slurm_cluster import SlurmUnavailable, start_slurm
 
     root = Path(tempfile.mkdtemp(prefix="framediff-slurm-"))
     try:
@@ -207,5 +208,5 @@ def test_daemons_are_gone_after_stop(tmp_path_factory):
     pids = dict(private.pids)
     private.stop()
     assert set(pids) == {"munged", "slurmctld", "slurmd"}
-    assert not [name for name, pid in pids.items() if _alive(pid)]
+    assert not [name for name, pid in pids.items() if alive(pid)]
     shutil.rmtree(root, ignore_errors=True)
