@@ -72,7 +72,8 @@ class Sge:
         """Run a Grid Engine client command; its ``CompletedProcess`` (text)."""
         result = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, cwd=cwd, env=self.env)
         if check and result.returncode != 0:
-            raise AssertionError(f"{' '.join(argv)} exited {result.returncode}: {(result.stderr or result.stdout).strip()}")
+            message = (result.stderr or result.stdout).strip()
+            raise AssertionError(f"{' '.join(argv)} exited {result.returncode}: {message}")
         return result
 
     def jobs(self) -> list[str]:
@@ -127,7 +128,8 @@ def start_sge(root: Path, *, slots: int | None = None) -> Sge:
         The packages are missing, or a step failed (the message has the step's error).
         Daemons already started are stopped before this is raised.
     """
-    missing = [name for name in BINARIES if shutil.which(name, path=f"/usr/sbin:/usr/bin:{os.environ.get('PATH', '')}") is None]
+    search = os.pathsep.join(["/usr/sbin", "/usr/bin", os.environ.get("PATH", "")])
+    missing = [name for name in BINARIES if shutil.which(name, path=search) is None]
     if missing or not (PACKAGE_ROOT / "utilbin").is_dir() or not (LIBEXEC / "spoolinit").is_file():
         raise SgeUnavailable(
             f"not installed ({', '.join(missing) or 'spoolinit'} missing; "
@@ -144,14 +146,13 @@ def start_sge(root: Path, *, slots: int | None = None) -> Sge:
     (common / "bootstrap").write_text(_bootstrap(user, spool))
     (common / "act_qmaster").write_text(host + "\n")
     (common / "host_aliases").write_text(f"{host} localhost\n")
-    path = os.pathsep.join(["/usr/sbin", "/usr/bin", os.environ.get("PATH", "")])
     env = {
         **os.environ,
         "SGE_ROOT": str(root),
         "SGE_CELL": "default",
         "SGE_QMASTER_PORT": str(free_port()),
         "SGE_EXECD_PORT": str(free_port()),
-        "PATH": path,
+        "PATH": search,
     }
     cluster = Sge(root=root, host=host, slots=slots, env=env)
     try:

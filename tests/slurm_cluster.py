@@ -187,7 +187,8 @@ def start_slurm(root: Path, *, cpus: int | None = None) -> Slurm:
     if missing:
         raise SlurmUnavailable(f"not installed: {', '.join(missing)} (apt-get install slurm-wlm munge)")
     root = Path(root)
-    for sub, mode in (("", 0o755), ("munge", 0o700), ("run", 0o755), ("log", 0o755), ("state", 0o755), ("spool", 0o755)):
+    modes = {"": 0o755, "munge": 0o700, "run": 0o755, "log": 0o755, "state": 0o755, "spool": 0o755}
+    for sub, mode in modes.items():
         (root / sub).mkdir(parents=True, exist_ok=True)
         (root / sub).chmod(mode)
     node = socket.gethostname().split(".")[0]

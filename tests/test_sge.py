@@ -14,8 +14,9 @@ import pytest
 
 from daemons import alive
 from framediff.synthetic import make_timelapse
-from sge_cluster import sge  # noqa: F401  (the session fixture)
 
+#: The session fixture ``sge`` (a running Grid Engine, or a skip).
+pytest_plugins = ("sge_cluster",)
 pytestmark = [pytest.mark.sge, pytest.mark.slow]
 
 SCAN = ("--chunk-size", "4", "-q")
