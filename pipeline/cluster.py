@@ -21,7 +21,8 @@ Walltime: a batch system kills a job at its walltime, whatever its workers are d
 With ``--walltime`` each worker is given ``--lifetime`` (default: walltime minus 5
 minutes) and ``--lifetime-stagger`` (default 2 minutes), so it stops taking tasks,
 hands its results to other workers and exits before the kill; the jobs are then
-resubmitted to keep ``--jobs`` running. A task still running on a retiring worker is
+resubmitted to keep ``--jobs`` running (as is a job cancelled, preempted or lost
+with its node). A task still running on a retiring worker is
 run again elsewhere (framediff tasks only read files, so that is safe). Resubmission
 needs one worker process per job (the default): dask-jobqueue does not notice that a
 job of several ``--processes`` has ended.
@@ -524,11 +525,11 @@ def _batch_cluster(s: ClusterSettings, security):
         )
     jobs = s.jobs or 1
     with cls(scheduler_options=dict(_NO_DASHBOARD), **job_kwargs) as cluster:
-        cluster.scale(jobs=jobs)
-        if _lifetime(s) is not None:
-            # Jobs whose workers retired at their lifetime are replaced (dask-jobqueue's
-            # documented way to survive walltimes).
-            cluster.adapt(minimum_jobs=jobs, maximum_jobs=jobs)
+        # Adaptive with minimum = maximum keeps `jobs` jobs: one that ends for any reason
+        # (workers retired at their lifetime, scancel, preemption, a lost node) is
+        # submitted again. A plain scale() never looks again, and the scan would wait for
+        # workers forever.
+        cluster.adapt(minimum_jobs=jobs, maximum_jobs=jobs)
         with Client(cluster, security=security) as client:
             yield client
 

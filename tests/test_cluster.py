@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import shutil
 import socket
 import subprocess
 import sys
@@ -164,10 +163,10 @@ def test_missing_dask_jobqueue_is_one_clear_error(monkeypatch):
         job_script(dict(cluster="pbs", cores=2, memory="4GB"))
 
 
-def test_batch_cluster_without_submit_command_is_one_clear_error():
+def test_batch_cluster_without_submit_command_is_one_clear_error(monkeypatch, tmp_path):
     pytest.importorskip("dask_jobqueue")
-    if shutil.which("sbatch"):
-        pytest.skip("sbatch is installed here: this would submit real jobs")
+    # An empty PATH: the check must hold where SLURM is installed too (as in CI).
+    monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(FramediffError, match="'sbatch', which is not on PATH"):
         with open_cluster(dict(cluster="slurm", cores=2, memory="4GB")):
             pass
