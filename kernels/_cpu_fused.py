@@ -19,6 +19,7 @@ os.environ.setdefault(
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
+
 @numba.njit(nogil=True, cache=True)
 def pair_norms_int(frames_a, first, frames_b, second, tol_int, out):
     """Integer difference accumulators for pairs of rows picked from two stacks.

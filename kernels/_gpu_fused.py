@@ -18,6 +18,7 @@ import math
 import cupy
 import numpy as np
 
+from ._bins import bin_lookup
 from .backend import is_cupy
 
 __all__ = ["histograms", "normalize_affine", "pair_norms"]
@@ -178,10 +179,8 @@ def pair_norms(a, b, tol: float, *, first=None, second=None):
 
 @cupy.memoize(for_each_device=True)
 def _device_lut(dtype_name: str, bins: int, lo: float, hi: float):
-    """``_bin_lookup`` of kernels/histograms.py as an int32 array on the current device."""
-    from .histograms import _bin_lookup
-
-    return cupy.asarray(_bin_lookup(np.dtype(dtype_name), bins, lo, hi).astype(np.int32))
+    """``bin_lookup``'s value -> bin table as an int32 array on the current device."""
+    return cupy.asarray(bin_lookup(np.dtype(dtype_name), bins, lo, hi).astype(np.int32))
 
 
 def histograms(images, bins: int, lo: float, hi: float):

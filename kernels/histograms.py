@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._bins import bin_lookup as _bin_lookup
+from ._cpu_fused import histogram_lut, histogram_u8_256
 from .backend import array_namespace, is_cupy
 
 __all__ = [
@@ -62,16 +64,6 @@ def histogram_range(dtype, normalization: str = "none") -> tuple[float, float]:
     return 0.0, 1.0
 
 
-def _bin_lookup(dtype, bins, lo, hi):
-    """Bin index of every value of an integer dtype, with np.histogram's edges."""
-    info = np.iinfo(dtype)
-    values = np.arange(info.min, info.max + 1, dtype=np.float64)
-    edges = np.linspace(lo, hi, bins + 1)
-    lut = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, bins - 1).astype(np.intp)
-    # Indexed by the raw pixel value: negative values of signed dtypes wrap to the end.
-    return np.roll(lut, info.min)
-
-
 def _float_bins(flat, bins, lo, hi, xp):
     """Bin index of each value with ``np.histogram``'s arithmetic and edge correction.
 
@@ -117,8 +109,6 @@ def histograms(images, bins: int = 256, value_range=None, *, xp=None):
     flat = batch.reshape(batch.shape[0], -1)
     integer = np.issubdtype(np.dtype(str(batch.dtype)), np.integer) and batch.dtype.itemsize <= 2
     if integer and not is_cupy(flat):
-        from ._cpu_fused import histogram_lut, histogram_u8_256
-
         out = np.empty((flat.shape[0], bins), np.int64)
         if batch.dtype == np.uint8 and bins == 256 and (lo, hi) == (0.0, 256.0):
             histogram_u8_256(np.ascontiguousarray(flat), out)  # the default scan: bin = value

@@ -6,7 +6,9 @@ import math
 
 import numpy as np
 
+from ._cpu_fused import pair_norms_int
 from .backend import array_namespace, is_cupy
+from .normalize import natural_data_range
 
 __all__ = ["NORM_NAMES", "difference_norms", "finish_norms", "pair_difference_norms"]
 
@@ -31,8 +33,6 @@ def _integer_frames(frames) -> bool:
 
 
 def _accumulate_cpu_int(frames_a, first, frames_b, second, tol):
-    from ._cpu_fused import pair_norms_int
-
     acc = np.empty((len(first), 5), np.int64)
     tol_int = math.floor(tol) if tol >= 0 else -1  # |d| > tol  <=>  |d| > floor(tol) for integers
     pair_norms_int(
@@ -97,8 +97,6 @@ def pair_difference_norms(
     if len(first) != len(second):
         raise ValueError(f"index lists differ in length: {len(first)} vs {len(second)}")
     if data_range is None:
-        from .normalize import natural_data_range
-
         data_range = natural_data_range(np.dtype(str(frames_a.dtype)))
     tol = float(tol)
     if is_cupy(frames_a):

@@ -12,7 +12,8 @@ import numbers
 
 import numpy as np
 
-from .backend import array_namespace
+from ._cpu_fused import block_mean
+from .backend import array_namespace, is_cupy
 
 __all__ = [
     "CROP_ANCHORS",
@@ -345,8 +346,6 @@ def reduce_to(image, max_side: int, *, min_side: int = 16, xp=None):
     array
         float64 of shape (H // f, W // f), or ``image`` itself.
     """
-    from .backend import array_namespace, is_cupy
-
     xp = array_namespace(image, xp=xp)
     h, w = image.shape[-2:]
     f = -(-max(h, w) // int(max_side))
@@ -355,10 +354,6 @@ def reduce_to(image, max_side: int, *, min_side: int = 16, xp=None):
     if is_cupy(image):
         hh, ww = h // f * f, w // f * f
         return image[:hh, :ww].reshape(hh // f, f, ww // f, f).mean(axis=(1, 3))
-    import numpy as np
-
-    from ._cpu_fused import block_mean
-
     out = np.empty((h // f, w // f), np.float64)
     block_mean(np.ascontiguousarray(image), f, out)
     return out

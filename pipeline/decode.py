@@ -30,6 +30,11 @@ import warnings
 
 import numpy as np
 
+from framediff.kernels.shape import resize_area
+
+from .errors import DecodeError
+from .remote import is_url, read_url
+
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DecodeError",
@@ -46,29 +51,6 @@ __all__ = [
 DEFAULT_MAX_PIXELS = 89_478_485
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
-
-
-class DecodeError(Exception):
-    """A file could not be turned into an image.
-
-    Attributes
-    ----------
-    kind : str
-        One of ``missing``, ``permission``, ``unreadable``, ``not-a-file``, ``empty``,
-        ``truncated``, ``corrupt``, ``not-an-image``, ``bomb``, ``unsupported``,
-        ``non-finite`` (float pixels that are NaN or infinite).
-    reason : str
-        A short human-readable explanation.
-    """
-
-    def __init__(self, kind: str, reason: str):
-        super().__init__(f"{kind}: {reason}")
-        self.kind = kind
-        self.reason = reason
-
-    def __reduce__(self):
-        # Decoded chunks carry their errors between processes (keyframes, background).
-        return type(self), (self.kind, self.reason)
 
 
 #: Bytes per pixel a file may hold beyond a fixed allowance: float32 RGBA uncompressed.
@@ -94,8 +76,6 @@ def read_bytes(path, *, max_bytes: int | None = None) -> bytes:
     scan bounds with ``--file-timeout``. More than ``max_bytes`` bytes is a ``bomb``:
     a regular file is refused before reading, a pipe once that much has arrived.
     """
-    from .remote import is_url, read_url
-
     if is_url(path):
         return read_url(path, max_bytes)
     try:
@@ -602,8 +582,6 @@ def read_image(
 
 def downscale(image: np.ndarray, scale: float) -> np.ndarray:
     """Area-downsample a full-size image to the shape a JPEG decodes to at ``scale``."""
-    from framediff.kernels.shape import resize_area
-
     target = decoded_shape(image.shape[0], image.shape[1], scale)
     return image if image.shape[:2] == target else resize_area(image, target)
 

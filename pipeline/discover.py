@@ -8,7 +8,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .decode import _pillow_open
 from .errors import FramediffError
+from .remote import is_url, list_images
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -211,8 +213,6 @@ def _binary_message(path, what: str, binary: str) -> str:
 
 def _is_image_file(path: Path) -> bool:
     """True when an image library recognises the file's header, whatever its name."""
-    from .decode import _pillow_open
-
     try:
         with open(path, "rb") as fh:
             head = fh.read(_SNIFF_BYTES)
@@ -293,8 +293,6 @@ class UrlDiscovery(Discovery):
 
 
 def _discover_urls(sources, recursive, sort) -> Discovery:
-    from .remote import is_url, list_images
-
     if not all(is_url(s) for s in sources):
         raise FramediffError("mix of URLs and local paths: give one kind of source")
     if sort in ("mtime", "exif"):
@@ -347,8 +345,6 @@ def discover(source, *, recursive: bool = False, sort: str = "natural") -> Disco
     sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     if not sources:
         raise FramediffError("no input given")
-    from .remote import is_url
-
     if any(is_url(os.fspath(item)) for item in sources):
         return _discover_urls([os.fspath(item) for item in sources], recursive, sort)
     collected = []

@@ -15,8 +15,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from framediff import kernels as K
+from framediff.kernels.align import overlap, phase_correlation
+from framediff.kernels.change_kind import change_kind_features, classify_change, extreme_pairs
+from framediff.kernels.colorspace import delta_e_cie76, delta_e_stats
+from framediff.kernels.edges import edge_change_fraction, edge_map, gradient_magnitude
+from framediff.kernels.exposure import match_histograms, match_mean_std
+from framediff.kernels.filters import gaussian_blur, median_filter
+from framediff.kernels.flow import flow_stats
+from framediff.kernels.shape import reconcile_shapes, reduce_to, resize_area
+from framediff.kernels.ssim import pair_structural_similarity
 
 from .decode import read_image
+from .gpu import to_device
 from .metrics import CHANNELS, FLOW_METRICS, HIST_METRICS, NORM_METRICS
 from .options import PAIR_NORMALIZATIONS, Options, parse_size
 
@@ -143,8 +153,6 @@ def fit_frame(image: np.ndarray, opts: Options):
     target = parse_size(opts.resize)
     if target is None or image.shape[:2] == target:
         return image, None
-    from framediff.kernels.shape import resize_area
-
     resized = resize_area(image, target)
     if np.issubdtype(image.dtype, np.integer):
         info = np.iinfo(image.dtype)
@@ -189,16 +197,10 @@ def prepare_stack(images, opts: Options, xp=np, *, source_dtype=None) -> FrameSt
     if xp is np or K.is_cupy(host):
         pixels = xp.asarray(host)
     else:
-        from .gpu import to_device
-
         pixels = to_device(np.ascontiguousarray(host))  # uint8 over the bus, on the task's stream
     if opts.median:
-        from framediff.kernels.filters import median_filter
-
         pixels = median_filter(pixels, opts.median, xp=xp)
     if opts.blur:
-        from framediff.kernels.filters import gaussian_blur
-
         pixels = gaussian_blur(pixels, opts.blur, xp=xp)
     method = _stack_normalization(opts)
     pixels = K.normalize(pixels, method, percentiles=opts.percentiles, xp=xp)
@@ -206,12 +208,8 @@ def prepare_stack(images, opts: Options, xp=np, *, source_dtype=None) -> FrameSt
     value_range = K.histogram_range(source_dtype, method)
     edges = None
     if "edge_change" in opts.metrics:
-        from framediff.kernels.edges import edge_map
-
         edges = edge_map(pixels, operator=_edge_operator(opts), xp=xp)
     if opts.edges != "none":
-        from framediff.kernels.edges import gradient_magnitude
-
         gain = _EDGE_GAIN[opts.edges]
         pixels = gradient_magnitude(pixels, opts.edges, xp=xp)
         value_range = (0.0, gain * (value_range[1] - value_range[0]))
@@ -279,8 +277,6 @@ def _windowed_measures(stack_a, first, stack_b, second, wanted, opts, xp) -> dic
         ia = xp.asarray(first[start : start + step])
         ib = xp.asarray(second[start : start + step])
         if "ssim" in wanted:
-            from framediff.kernels.ssim import pair_structural_similarity
-
             # Each frame of the batch filtered once, not once per pair it is in.
             value = pair_structural_similarity(
                 stack_a.pixels,
@@ -292,13 +288,9 @@ def _windowed_measures(stack_a, first, stack_b, second, wanted, opts, xp) -> dic
             )
             parts.setdefault("ssim", []).append(np.atleast_1d(K.to_numpy(value)))
         if "edge_change" in wanted:
-            from framediff.kernels.edges import edge_change_fraction
-
             value = edge_change_fraction(stack_a.edges[ia], stack_b.edges[ib], xp=xp)
             parts.setdefault("edge_change", []).append(np.atleast_1d(K.to_numpy(value)))
         if wanted & set(FLOW_METRICS):
-            from framediff.kernels.flow import flow_stats
-
             flow = flow_stats(
                 stack_a.pixels[ia],
                 stack_b.pixels[ib],
@@ -337,8 +329,6 @@ def reconcile_pair(a: np.ndarray, b: np.ndarray, opts: Options):
     ShapeMismatchError
         The shapes differ and ``--resize error`` with no ``--crop``.
     """
-    from framediff.kernels.shape import reconcile_shapes
-
     target = parse_size(opts.resize)
     if a.shape[:2] == b.shape[:2] and not target:
         return a, b, "none"
@@ -389,21 +379,15 @@ def measure_pair_images(
     if opts.resize != "error" or opts.crop:
         result["shape_action"] = shape_action
     if opts.align:
-        from framediff.kernels.align import overlap, phase_correlation
-
         shift_y, shift_x, peak = phase_correlation(
             xp.asarray(_gray_view(a, opts)), xp.asarray(_gray_view(b, opts)), upsample_factor=opts.upsample, xp=xp
         )
         a, b = overlap(a, b, (shift_y, shift_x))
         result.update(shift_y=float(shift_y), shift_x=float(shift_x), align_peak=float(peak))
     if opts.normalize == "match":
-        from framediff.kernels.exposure import match_histograms
-
         b = K.to_numpy(match_histograms(xp.asarray(b), xp.asarray(a), xp=xp))
         a = a.astype(np.float64)
     elif opts.normalize == "meanstd":
-        from framediff.kernels.exposure import match_mean_std
-
         b = K.to_numpy(match_mean_std(xp.asarray(b), xp.asarray(a), xp=xp))
         a = a.astype(np.float64)
     if a.dtype != b.dtype:
@@ -425,8 +409,6 @@ def measure_pair_images(
             for c, value in zip(CHANNELS, column):
                 result[f"{name}_{c}"] = value.item()
     if any(m.startswith("delta_e") for m in opts.metrics):
-        from framediff.kernels.colorspace import delta_e_cie76, delta_e_stats
-
         stats = delta_e_stats(delta_e_cie76(xp.asarray(a), xp.asarray(b), xp=xp), xp=xp)
         for key in ("mean", "p95", "max"):
             if f"delta_e_{key}" in opts.metrics:
@@ -460,9 +442,6 @@ def change_kinds(stack_a: FrameStack, first, stack_b: FrameStack, second) -> lis
     histogram or structure, which the scan turns into ``'corrupt'`` when a frame is
     extreme against both its neighbours.
     """
-    from framediff.kernels.change_kind import change_kind_features, classify_change, extreme_pairs
-    from framediff.kernels.shape import reduce_to
-
     labels = []
     small = {}  # a frame in two changed pairs is reduced once
 

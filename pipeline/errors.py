@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["FramediffError", "InputError", "ParameterError"]
+__all__ = ["DecodeError", "FramediffError", "InputError", "ParameterError"]
 
 
 class FramediffError(Exception):
@@ -48,3 +48,26 @@ class InputError(FramediffError):
         self.kind = kind
         self.reason = reason
         super().__init__(f"{self.path}: {reason} [{kind}]")
+
+
+class DecodeError(Exception):
+    """A file could not be turned into an image.
+
+    Attributes
+    ----------
+    kind : str
+        One of ``missing``, ``permission``, ``unreadable``, ``not-a-file``, ``empty``,
+        ``truncated``, ``corrupt``, ``not-an-image``, ``bomb``, ``unsupported``,
+        ``non-finite`` (float pixels that are NaN or infinite).
+    reason : str
+        A short human-readable explanation.
+    """
+
+    def __init__(self, kind: str, reason: str):
+        super().__init__(f"{kind}: {reason}")
+        self.kind = kind
+        self.reason = reason
+
+    def __reduce__(self):
+        # Decoded chunks carry their errors between processes (keyframes, background).
+        return type(self), (self.kind, self.reason)

@@ -28,9 +28,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
+from .decode import DecodeError, read_image
 from .errors import FramediffError
-from .modes import MODES
 from .metrics import ALL_METRICS, CHANNELS, HIGHER_IS_SIMILAR
+from .modes import MODES
 from .report import sidecar_path as _sidecar
 
 __all__ = ["write_html_report"]
@@ -447,9 +448,8 @@ def _literal(text: str) -> str:
 
 def _plot_png(series: _Series, metric: str, x_label: str, threshold, spans) -> bytes:
     from matplotlib.figure import Figure
-    from matplotlib.transforms import blended_transform_factory
-
     from matplotlib.ticker import MaxNLocator
+    from matplotlib.transforms import blended_transform_factory
 
     fig = Figure(figsize=_PLOT_SIZE, dpi=_PLOT_DPI)
     # Fixed margins: every plot's axes line up, whatever its legend or tick labels.
@@ -555,8 +555,6 @@ def _to_rgb8(image: np.ndarray) -> np.ndarray:
 def _thumbnail(root: Path | None, name, shape_hint, fmt: str):
     """(PIL image or None, message): a small picture of one input, or why there is none."""
     from PIL import Image
-
-    from .decode import DecodeError, read_image
 
     name = _unquote(name, fmt)
     if root is None:

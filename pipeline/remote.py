@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 
-from .errors import FramediffError
+from .errors import DecodeError, FramediffError
 
 __all__ = ["filesystem", "is_url", "list_images", "read_url", "upload"]
 
@@ -52,8 +52,6 @@ def list_images(url: str, *, recursive: bool, is_image_name) -> tuple[list, int]
 
 def read_url(url: str, max_bytes: int | None = None) -> bytes:
     """The bytes of one URL; failures become ``DecodeError`` like local reads."""
-    from .decode import DecodeError
-
     fs, path = filesystem(url)
     try:
         size = fs.size(path)
