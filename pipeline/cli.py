@@ -26,7 +26,6 @@ from .cli_options import (
 from .compare import compare
 from .config import apply_config
 from .errors import FramediffError
-from .report import json_safe
 from .version import __version__
 
 __all__ = ["build_parser", "main"]
@@ -46,8 +45,8 @@ def _run_compare(args) -> int:
     result = compare(args.a, args.b, preset=args.preset or "classic", **measurement_overrides(args))
     height, width = result.pop("shape")
     if args.json:
-        record = {"a": args.a, "b": args.b, "shape": [height, width], "metrics": result}
-        print(json.dumps(json_safe(record), allow_nan=False))
+        # PSNR of identical images is Infinity, as Python's json (and pandas) write it.
+        print(json.dumps({"a": args.a, "b": args.b, "shape": [height, width], "metrics": result}))
     elif args.metrics is None:
         # The classic two lines, as the classic script prints them.
         print(f"Manhattan norm: {_format_value(result['l1'])} / per pixel: {_format_value(result['l1_per_pixel'])}")
