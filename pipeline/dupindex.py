@@ -135,7 +135,7 @@ class DuplicateIndex:
         self.signatures = Signatures.concat([self.signatures, signatures]) if start else signatures
         for row, digest, size in zip(rows, signatures.content, signatures.file_size):
             if size >= 0:
-                self._by_content.setdefault(bytes(digest), int(row))
+                self._by_content.setdefault(digest.tobytes(), int(row))
         ok = signatures.ok
         if self.kind == "flat" and start + len(signatures) >= self.ivf_from:
             self._rebuild_ivf()
@@ -209,7 +209,7 @@ class DuplicateIndex:
         pairs = []
         for row in rows:
             if s.file_size[row] >= 0:
-                first = self._by_content[bytes(s.content[row])]
+                first = self._by_content[s.content[row].tobytes()]
                 if first != row:
                     pairs.append((first, row))
         return np.unique(np.array(pairs, np.int64).reshape(-1, 2), axis=0)
@@ -296,7 +296,7 @@ class DuplicateIndex:
             raise FramediffError(f"{folder}: {len(self.signatures)} signatures, the manifest says {manifest['rows']}")
         for row, (digest, size) in enumerate(zip(self.signatures.content, self.signatures.file_size)):
             if size >= 0:
-                self._by_content.setdefault(bytes(digest), row)
+                self._by_content.setdefault(digest.tobytes(), row)
         self._index = _faiss().read_index(str(folder / manifest["index"]["file"]))
         self._parts = [p["rows"] for p in manifest["parts"]]
         self._generation = int(manifest["index"]["file"].split("-")[1].split(".")[0])
@@ -341,7 +341,7 @@ def _to_table(s: Signatures, start: int, stop: int) -> pa.Table:
     vectors = pa.FixedSizeListArray.from_arrays(pa.array(s.vectors[sl].ravel(), pa.float32()), dim)
     return pa.table({
         "path": pa.array(s.paths[sl], pa.string()),
-        "content": pa.array(list(s.content[sl]), pa.binary(16)),
+        "content": _fixed_binary(np.ascontiguousarray(s.content[sl]).view(np.uint8), 16),
         "file_size": s.file_size[sl],
         "height": s.height[sl],
         "width": s.width[sl],
@@ -349,13 +349,19 @@ def _to_table(s: Signatures, start: int, stop: int) -> pa.Table:
         "error": pa.array(s.error[sl], pa.string()),
         "decoded": s.decoded[sl],
         "vector": vectors,
-        "code": pa.array([bytes(c) for c in s.codes[sl]], pa.binary(nbytes)),
+        "code": _fixed_binary(np.ascontiguousarray(s.codes[sl]), nbytes),
     })  # fmt: skip
+
+
+def _fixed_binary(array: np.ndarray, width: int) -> pa.Array:
+    """Fixed-width binary column straight from the bytes of a C-contiguous array."""
+    n = array.size // width
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, pa.py_buffer(array.tobytes())])
 
 
 def _from_table(t: pa.Table, params: SignatureParams) -> Signatures:
     n = t.num_rows
-    content = np.frombuffer(t.column("content").combine_chunks().buffers()[1], "S16", count=n).copy()
+    content = np.frombuffer(t.column("content").combine_chunks().buffers()[1], "V16", count=n).copy()
     codes = np.frombuffer(t.column("code").combine_chunks().buffers()[1], np.uint8, count=n * params.hash_bits // 8)
     vectors = t.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
     return Signatures(

@@ -69,7 +69,7 @@ class Signatures:
     Attributes
     ----------
     paths : list of str
-    content : numpy.ndarray of bytes (``S16``)
+    content : numpy.ndarray of ``V16``
         BLAKE2b-128 of the file bytes; empty for a file that could not be read.
     file_size : numpy.ndarray of int64
         Bytes, or -1.
@@ -108,7 +108,7 @@ class Signatures:
     def empty(cls, params: SignatureParams) -> Signatures:
         """A batch of no rows with the columns ``params`` gives."""
         return cls(
-            [], np.zeros(0, "S16"), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
+            [], np.zeros(0, "V16"), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
             np.zeros(0, "U16"), [], np.zeros(0, bool), np.zeros((0, params.dim), np.float32),
             np.zeros((0, params.hash_bits // 8), np.uint8),
         )  # fmt: skip
@@ -170,7 +170,7 @@ def signatures_of(paths, *, params: SignatureParams = SignatureParams(), known=N
     n = len(paths)
     out = Signatures.empty(params)
     out.paths = [str(p) for p in paths]
-    out.content = np.zeros(n, "S16")
+    out.content = np.zeros(n, "V16")
     out.file_size = np.full(n, -1, np.int64)
     out.height = np.zeros(n, np.int64)
     out.width = np.zeros(n, np.int64)
@@ -213,7 +213,7 @@ def signatures_of(paths, *, params: SignatureParams = SignatureParams(), known=N
         out.codes[rows] = _host(dct_hash(stack, bits=params.hash_bits, xp=xp))
     for k in range(n):  # byte-identical copies take their twin's row
         if out.file_size[k] >= 0:
-            twin = seen[out.content[k]]
+            twin = seen[out.content[k].tobytes()]
             if twin != k:
                 out.height[k], out.width[k] = out.height[twin], out.width[twin]
                 out.vectors[k], out.codes[k] = out.vectors[twin], out.codes[twin]
