@@ -21,6 +21,7 @@ References
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -68,8 +69,26 @@ def thumbnail(image, *, side: int = 32, xp=None):
     xp = array_namespace(image, xp=xp)
     if int(side) != side or side < 1:
         raise ValueError(f"side must be a positive integer, got {side!r}")
+    side = int(side)
     gray = to_gray(image, "luma", xp=xp)
-    return resize_area(gray, (int(side), int(side)), xp=xp).astype(xp.float32)
+    h, w = gray.shape
+    if h < side or w < side:  # growing: the general resize's two-tap rule
+        return resize_area(gray, (side, side), xp=xp).astype(xp.float32)
+    # Shrinking: area weights as two small matrix products, much cheaper per image
+    # than the general resize; the same numbers up to float32 rounding.
+    rows, cols = _area_weights(h, side), _area_weights(w, side)
+    x = gray.astype(xp.float32, copy=False)
+    return xp.asarray(rows, dtype=xp.float32) @ x @ xp.asarray(cols, dtype=xp.float32).T
+
+
+@functools.lru_cache(maxsize=64)
+def _area_weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) matrix averaging each output cell's share of the input pixels."""
+    scale = n_in / n_out
+    start = np.arange(n_out)[:, None] * scale
+    j = np.arange(n_in)[None, :]
+    overlap = np.clip(np.minimum(start + scale, j + 1) - np.maximum(start, j), 0, None)
+    return overlap / scale
 
 
 def _check_thumbs(thumbs, name="thumbs"):

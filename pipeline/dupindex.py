@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import FramediffError
+from .manifest import clean_stale_temporaries
 from .thumbnails import SignatureParams, Signatures
 
 __all__ = [
@@ -262,8 +263,13 @@ class DuplicateIndex:
         }
         data = json.dumps(manifest, indent=1).encode()
         _atomic(folder / MANIFEST, lambda tmp: Path(tmp).write_bytes(data))
-        if old:
-            (folder / old["index"]["file"]).unlink(missing_ok=True)
+        # Only now is the new generation the index: what else is ours goes (the previous
+        # index, files of a save killed before its manifest, dead processes' temporaries).
+        current = {index_name, *(p["file"] for p in parts)}
+        for entry in folder.iterdir():
+            if entry.name not in current and _ours(entry.name):
+                entry.unlink(missing_ok=True)
+        clean_stale_temporaries(folder)
         self._parts = [p["rows"] for p in parts]
         self._generation = generation
         return folder
@@ -301,6 +307,13 @@ class DuplicateIndex:
         self._parts = [p["rows"] for p in manifest["parts"]]
         self._generation = int(manifest["index"]["file"].split("-")[1].split(".")[0])
         return self
+
+
+def _ours(name: str) -> bool:
+    """A file name :meth:`DuplicateIndex.save` writes (besides the manifest)."""
+    stem, _, ext = name.partition(".")
+    kind, _, number = stem.partition("-")
+    return number.isdigit() and (kind, ext) in (("index", "faiss"), ("signatures", "parquet"))
 
 
 def _read_manifest(folder: Path) -> dict:

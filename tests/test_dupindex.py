@@ -219,3 +219,48 @@ def test_confirmation_pairs_feed_pairs_mode(stable):
     assert moved == sorted((n - 1 - b, n - 1 - a) for a, b in near.tolist())
     with pytest.raises(ValueError, match="not among the scanned inputs"):
         confirmation_pairs(near, positions=np.full(n, -1))
+
+
+_SAVER = """
+import sys
+import numpy as np
+from framediff.dupindex import DuplicateIndex
+from framediff.thumbnails import signatures_of
+folder, paths = sys.argv[1], sys.argv[2:]
+sigs = [signatures_of(list(p)) for p in np.array_split(np.array(paths), 12)]
+index = DuplicateIndex()
+for batch in sigs:
+    index.update(batch)
+    index.save(folder)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.15])
+def test_index_killed_while_saving_resumes_to_the_same_result(stable, tmp_path, delay):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "index"
+    child = subprocess.Popen([sys.executable, "-c", _SAVER, str(folder), *stable.paths])
+    try:
+        deadline = time.monotonic() + 120
+        while not (folder / "manifest.json").exists() and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.005)
+        time.sleep(delay)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    index = DuplicateIndex.load(folder)  # checksums hold: a whole generation, never half of one
+    done = len(index)
+    assert 0 < done <= len(stable.paths)
+    assert index.signatures.paths == stable.paths[:done]
+    near = _as_set(index.search())
+    if done < len(stable.paths):
+        _rows, more, _exact = index.update(signatures_of(stable.paths[done:]))
+        near |= _as_set(more)
+        index.save(folder)
+    assert near == _as_set(_index(stable.paths).search())
+    assert not [p.name for p in folder.iterdir() if ".tmp-" in p.name]

@@ -29,6 +29,14 @@ def test_thumbnail_of_colour_is_thumbnail_of_its_luma():
     assert_allclose(t, thumbnail(to_gray(ASTRONAUT, "luma")), atol=1e-4)
 
 
+@pytest.mark.parametrize("image", [data.coffee(), data.moon()[:300, :451], data.camera()[:40, :33]])
+def test_thumbnail_is_the_area_resize(image):
+    from framediff.kernels.shape import resize_area
+
+    expected = resize_area(to_gray(image, "luma"), (32, 32))
+    assert_allclose(thumbnail(image), expected, rtol=1e-5, atol=1e-3)
+
+
 def test_thumbnail_is_block_mean_for_integer_factors():
     image = np.arange(64.0).reshape(8, 8)
     assert_allclose(thumbnail(image, side=4), image.reshape(4, 2, 4, 2).mean(axis=(1, 3)))
