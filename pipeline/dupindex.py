@@ -238,12 +238,22 @@ class DuplicateIndex:
         The new rows go into a new Parquet part, the index into a new generation's
         file, then ``manifest.json`` (with every file's SHA-256) replaces the old one
         atomically; files of the previous generation are removed last.
+
+        Raises
+        ------
+        FramediffError
+            ``folder`` holds an index this one was not loaded from.
         """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         saved = sum(self._parts)
         old = _read_manifest(folder) if (folder / MANIFEST).exists() else None
         parts = list(old["parts"]) if old else []
+        if [p["rows"] for p in parts] != self._parts:
+            raise FramediffError(
+                f"{folder}: holds another duplicate index ({old['rows']} images); load it to add to it, "
+                "or save into an empty folder"
+            )
         if len(self) > saved:
             name = f"signatures-{len(self._parts):05d}.parquet"
             table = _to_table(self.signatures, saved, len(self))

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+pytest.importorskip("faiss", reason="the near-duplicate index needs faiss-cpu")
+
 from framediff.dupindex import DEFAULT_RADIUS, DuplicateIndex, confirmation_pairs, duplicate_groups
 from framediff.errors import FramediffError
 from framediff.plan import plan_chunks
@@ -193,6 +195,8 @@ def test_damaged_index_is_refused_in_one_line(stable, tmp_path):
         DuplicateIndex.load(tmp_path / "elsewhere")
     with pytest.raises(FramediffError, match=r"built with SignatureParams"):
         DuplicateIndex.load(tmp_path, params=SignatureParams(grid=16))
+    with pytest.raises(FramediffError, match=r"holds another duplicate index \(13 images\)"):
+        _index(stable.paths[:3]).save(tmp_path)
     part = tmp_path / "signatures-00000.parquet"
     part.write_bytes(part.read_bytes()[:-1] + b"\0")
     with pytest.raises(FramediffError, match=r"signatures-00000.parquet: checksum differs"):
