@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -374,9 +373,10 @@ def main(argv=None) -> int:
         for name, m in r["methods"].items():
             print(f"{name:<34} {m['recall']:>7.3f} {m['precision']:>9.3f} {m['false_pairs']:>6}")
         print("\nrecall of each edit against its original:")
-        print(f"{'edit':<16}" + "".join(f"{name.split(' (')[0][-14:]:>16}" for name in r["methods"]))
+        short = [name.split(" (")[0].replace("framediff ", "fd ").replace("imagehash ", "") for name in r["methods"]]
+        print(f"{'edit':<16}" + "".join(f"{name:>15}" for name in short))
         for e in edits:
-            print(f"{e:<16}" + "".join(f"{m['per_edit'][e]:>16.2f}" for m in r["methods"].values()))
+            print(f"{e:<16}" + "".join(f"{m['per_edit'][e]:>15.2f}" for m in r["methods"].values()))
     print(f"\n# load average {os.getloadavg()[0]:.1f} at the end (a shared machine: figures are indicative)")
     return 0
 
