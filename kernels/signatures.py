@@ -1,0 +1,213 @@
+"""Compact image signatures for near-duplicate search: arrays in, arrays out.
+
+A signature is derived from a small square grayscale thumbnail (``side`` x ``side``,
+32 by default), itself an area-resize of the image, so an image and its resized copy
+give the same thumbnail up to rounding. Two descriptors are computed from it:
+
+- :func:`block_means`: the thumbnail averaged over a ``grid`` x ``grid`` lattice, made
+  zero-mean and unit-length. The squared Euclidean distance of two such vectors is
+  ``2 - 2 r`` with ``r`` their Pearson correlation, so it ignores brightness and
+  contrast changes; it is what the nearest-neighbour index searches.
+- :func:`dct_hash`: the perceptual hash of Zauner [1]_ (low-frequency DCT coefficients
+  against their median), packed into bits; compared with :func:`hamming`.
+
+Everything is written once against ``xp`` (NumPy or CuPy).
+
+References
+----------
+.. [1] C. Zauner, "Implementation and Benchmarking of Perceptual Image Hash Functions",
+   Master's thesis, Upper Austria University of Applied Sciences, 2010.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from .backend import array_namespace
+from .color import to_gray
+from .shape import resize_area
+
+__all__ = ["block_means", "dct_hash", "hamming", "thumbnail"]
+
+#: 256-entry table of set bits per byte, for Hamming distances on packed codes.
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+
+
+def thumbnail(image, *, side: int = 32, xp=None):
+    """A ``side`` x ``side`` float32 grayscale thumbnail of one image.
+
+    Parameters
+    ----------
+    image : array, shape (H, W) or (H, W, C)
+        Gray, RGB or RGBA, any real dtype. Colour is reduced to BT.601 luma, so a
+        colour image and its JPEG luma plane give the same thumbnail.
+    side : int
+        Output side in pixels. The aspect ratio is not kept: an image and a resized
+        copy of it are squashed alike.
+    xp : module, optional
+        ``numpy`` or ``cupy``; detected from ``image`` when omitted.
+
+    Returns
+    -------
+    array of float32, shape (side, side)
+
+    Raises
+    ------
+    ValueError
+        ``side`` is not a positive integer or the image is not 2-D or 3-D.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> thumbnail(np.arange(64.0).reshape(8, 8), side=2)
+    array([[13.5, 17.5],
+           [45.5, 49.5]], dtype=float32)
+    """
+    xp = array_namespace(image, xp=xp)
+    if int(side) != side or side < 1:
+        raise ValueError(f"side must be a positive integer, got {side!r}")
+    side = int(side)
+    gray = to_gray(image, "luma", xp=xp)
+    h, w = gray.shape
+    if h < side or w < side:  # growing: the general resize's two-tap rule
+        return resize_area(gray, (side, side), xp=xp).astype(xp.float32)
+    # Shrinking: area weights as two small matrix products, much cheaper per image
+    # than the general resize; the same numbers up to float32 rounding.
+    rows, cols = _area_weights(h, side), _area_weights(w, side)
+    x = gray.astype(xp.float32, copy=False)
+    return xp.asarray(rows, dtype=xp.float32) @ x @ xp.asarray(cols, dtype=xp.float32).T
+
+
+@functools.lru_cache(maxsize=64)
+def _area_weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) matrix averaging each output cell's share of the input pixels."""
+    scale = n_in / n_out
+    start = np.arange(n_out)[:, None] * scale
+    j = np.arange(n_in)[None, :]
+    overlap = np.clip(np.minimum(start + scale, j + 1) - np.maximum(start, j), 0, None)
+    return overlap / scale
+
+
+def _check_thumbs(thumbs, name="thumbs"):
+    if thumbs.ndim != 3 or thumbs.shape[1] != thumbs.shape[2]:
+        raise ValueError(f"{name} must be a (N, S, S) stack of square thumbnails, got shape {thumbs.shape}")
+
+
+def block_means(thumbs, *, grid: int = 16, xp=None):
+    """Zero-mean, unit-length block-mean vectors of a stack of thumbnails.
+
+    Parameters
+    ----------
+    thumbs : array, shape (N, S, S)
+        Square thumbnails (:func:`thumbnail`); ``S`` must be a multiple of ``grid``.
+    grid : int
+        Blocks per side; the vector has ``grid * grid`` entries.
+    xp : module, optional
+
+    Returns
+    -------
+    array of float32, shape (N, grid * grid)
+        Each row has mean 0 and Euclidean length 1, or is all zeros for a flat
+        thumbnail (which then matches only other flat images).
+
+    Raises
+    ------
+    ValueError
+        Not a stack of square thumbnails, or ``S`` is not a multiple of ``grid``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> block_means(np.array([[[0.0, 0.0], [2.0, 2.0]]]), grid=2).round(3)
+    array([[-0.5, -0.5,  0.5,  0.5]], dtype=float32)
+    """
+    xp = array_namespace(thumbs, xp=xp)
+    _check_thumbs(thumbs)
+    n, s = thumbs.shape[0], thumbs.shape[1]
+    if grid < 1 or s % grid:
+        raise ValueError(f"thumbnail side {s} is not a multiple of grid {grid}")
+    b = s // grid
+    x = thumbs.astype(xp.float64, copy=False).reshape(n, grid, b, grid, b).mean(axis=(2, 4)).reshape(n, -1)
+    x = x - x.mean(axis=1, keepdims=True)
+    norm = xp.sqrt((x * x).sum(axis=1, keepdims=True))
+    # A flat thumbnail has no pattern to compare: a zero vector, not 0/0.
+    x = xp.where(norm > 1e-9 * s * s, x / xp.where(norm > 0, norm, 1.0), 0.0)
+    return x.astype(xp.float32)
+
+
+def _dct_matrix(n: int, xp):
+    """Unnormalised DCT-II matrix ``C`` (``C @ x`` transforms a column), scipy's
+    ``dct(x, type=2, norm=None)``: the scaling ``imagehash.phash`` hashes."""
+    k = np.arange(n)[:, None]
+    i = np.arange(n)[None, :]
+    return xp.asarray(2.0 * np.cos(np.pi * (2 * i + 1) * k / (2 * n)))
+
+
+def dct_hash(thumbs, *, bits: int = 64, xp=None):
+    """Perceptual DCT hashes of a stack of thumbnails, packed into bytes.
+
+    The 2-D DCT of each thumbnail is taken; its top-left ``sqrt(bits)`` square of
+    low-frequency coefficients is compared with the median of that square, one bit per
+    coefficient, row-major (as ``imagehash.phash`` does [2]_).
+
+    Parameters
+    ----------
+    thumbs : array, shape (N, S, S)
+        Square thumbnails with ``S >= sqrt(bits)``.
+    bits : {64, 256}
+        Hash length.
+    xp : module, optional
+
+    Returns
+    -------
+    array of uint8, shape (N, bits // 8)
+
+    Raises
+    ------
+    ValueError
+        ``bits`` is not 64 or 256, or the thumbnails are too small.
+
+    References
+    ----------
+    .. [2] J. Buchner, ``imagehash.phash``, https://github.com/JohannesBuchner/imagehash
+    """
+    xp = array_namespace(thumbs, xp=xp)
+    _check_thumbs(thumbs)
+    if bits not in (64, 256):
+        raise ValueError(f"bits must be 64 or 256, got {bits!r}")
+    k = math.isqrt(bits)
+    s = thumbs.shape[1]
+    if s < k:
+        raise ValueError(f"a {bits}-bit hash needs thumbnails of side >= {k}, got {s}")
+    c = _dct_matrix(s, xp)
+    x = thumbs.astype(xp.float64, copy=False)
+    coeffs = (c @ x @ c.T)[:, :k, :k].reshape(len(thumbs), -1)
+    median = xp.median(coeffs, axis=1, keepdims=True)
+    return xp.packbits(coeffs > median, axis=1)
+
+
+def hamming(codes_a, codes_b, *, xp=None):
+    """Hamming distances between packed codes, row by row (broadcasting).
+
+    Parameters
+    ----------
+    codes_a, codes_b : array of uint8, shape (..., B)
+        Packed bit codes (:func:`dct_hash`); leading axes broadcast.
+    xp : module, optional
+
+    Returns
+    -------
+    array of int64, shape: the broadcast leading shape
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> hamming(np.array([[0b1011, 0]], np.uint8), np.array([[0, 1]], np.uint8))
+    array([4])
+    """
+    xp = array_namespace(codes_a, codes_b, xp=xp)
+    table = xp.asarray(_POPCOUNT)
+    return table[xp.bitwise_xor(codes_a, codes_b)].sum(axis=-1, dtype=xp.int64)

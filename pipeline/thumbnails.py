@@ -1,0 +1,228 @@
+"""Signatures of image files: content hash, full size and a small thumbnail's descriptors.
+
+Each file is read once. Its bytes are hashed (BLAKE2b, 128 bits) before anything is
+decoded, so a byte-identical copy of a file already seen, in this batch or in a
+persisted index, takes the signature of its twin without being decoded. Otherwise the
+image is decoded small: a JPEG at 1/8 scale in the DCT domain, straight to its luma
+plane; other formats at full size, then area-downsampled. The thumbnail's descriptors
+come from :mod:`framediff.kernels.signatures`.
+
+A file that cannot be read becomes a row with ``status`` (the decode error's kind) and
+``error``; it never raises.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import numpy as np
+
+from framediff.kernels.signatures import block_means, dct_hash, thumbnail
+
+from .decode import (
+    _JPEG_MAGIC,
+    DEFAULT_MAX_PIXELS,
+    DecodeError,
+    _read_general,
+    _exif_orientation,
+    _read_jpeg,
+    downscale,
+    max_file_bytes,
+    read_bytes,
+)
+
+__all__ = ["SignatureParams", "Signatures", "content_hash", "signatures_of"]
+
+#: Thumbnails are decoded at this scale where the format allows (JPEG DCT scaling).
+THUMB_SCALE = 1 / 8
+
+
+@dataclasses.dataclass(frozen=True)
+class SignatureParams:
+    """What a signature means; persisted with an index, which refuses other values.
+
+    Attributes
+    ----------
+    side : int
+        Thumbnail side in pixels.
+    grid : int
+        Blocks per side of the block-mean vector (``grid * grid`` dimensions).
+    hash_bits : {64, 256}
+        Length of the DCT hash.
+    """
+
+    side: int = 32
+    grid: int = 8
+    hash_bits: int = 64
+
+    @property
+    def dim(self) -> int:
+        """Length of the block-mean vector."""
+        return self.grid * self.grid
+
+
+@dataclasses.dataclass
+class Signatures:
+    """Column arrays of one batch of signatures, row ``k`` describing ``paths[k]``.
+
+    Attributes
+    ----------
+    paths : list of str
+    content : numpy.ndarray of ``V16``
+        BLAKE2b-128 of the file bytes; empty for a file that could not be read.
+    file_size : numpy.ndarray of int64
+        Bytes, or -1.
+    height, width : numpy.ndarray of int64
+        Full decoded size (after EXIF orientation), 0 when not decoded.
+    status : numpy.ndarray of str
+        ``ok`` or the decode error's kind.
+    error : list of str
+        Empty or the reason.
+    decoded : numpy.ndarray of bool
+        Whether this row was decoded, False when it was copied from a byte-identical file.
+    vectors : numpy.ndarray of float32, shape (N, grid * grid)
+    codes : numpy.ndarray of uint8, shape (N, hash_bits // 8)
+    """
+
+    paths: list
+    content: np.ndarray
+    file_size: np.ndarray
+    height: np.ndarray
+    width: np.ndarray
+    status: np.ndarray
+    error: list
+    decoded: np.ndarray
+    vectors: np.ndarray
+    codes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def ok(self) -> np.ndarray:
+        """Mask of rows with a usable signature."""
+        return self.status == "ok"
+
+    @classmethod
+    def empty(cls, params: SignatureParams) -> Signatures:
+        """A batch of no rows with the columns ``params`` gives."""
+        return cls(
+            [], np.zeros(0, "V16"), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
+            np.zeros(0, "U16"), [], np.zeros(0, bool), np.zeros((0, params.dim), np.float32),
+            np.zeros((0, params.hash_bits // 8), np.uint8),
+        )  # fmt: skip
+
+    @classmethod
+    def concat(cls, parts) -> Signatures:
+        """Rows of ``parts`` one after the other (at least one part)."""
+        parts = list(parts)
+        cat = np.concatenate
+        return cls(
+            [p for s in parts for p in s.paths], cat([s.content for s in parts]),
+            cat([s.file_size for s in parts]), cat([s.height for s in parts]), cat([s.width for s in parts]),
+            cat([s.status.astype("U16") for s in parts]), [e for s in parts for e in s.error],
+            cat([s.decoded for s in parts]), cat([s.vectors for s in parts]), cat([s.codes for s in parts]),
+        )  # fmt: skip
+
+
+def content_hash(data: bytes) -> bytes:
+    """BLAKE2b-128 digest of a file's bytes (16 bytes)."""
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _decode_small(data: bytes, max_pixels: int):
+    """(thumbnail source image, full height, full width) from a file's bytes."""
+    if data.startswith(_JPEG_MAGIC):
+        import simplejpeg
+
+        image = _read_jpeg(data, "luma", THUMB_SCALE, max_pixels)
+        if image is not None:
+            h, w = simplejpeg.decode_jpeg_header(data)[:2]
+            if _exif_orientation(data) in (5, 6, 7, 8):  # a quarter turn swaps the sides
+                h, w = w, h
+            return image, h, w
+    image = _read_general(data, max_pixels)
+    return downscale(image, THUMB_SCALE), image.shape[0], image.shape[1]
+
+
+def signatures_of(paths, *, params: SignatureParams = SignatureParams(), known=None,
+                  max_pixels: int = DEFAULT_MAX_PIXELS, xp=np) -> Signatures:  # fmt: skip
+    """Signatures of image files, decoding each distinct content once.
+
+    Parameters
+    ----------
+    paths : sequence of str
+    params : SignatureParams
+    known : callable, optional
+        ``known(content_digest) -> (height, width, vector, code) or None``: signatures
+        already computed elsewhere (a persisted index), reused for byte-identical files.
+    max_pixels : int
+        As in :func:`framediff.decode.read_image`.
+    xp : module
+        Array module the descriptors are computed with (results come back as NumPy).
+
+    Returns
+    -------
+    Signatures
+        One row per path, in order; unreadable files have ``status`` != ``'ok'``.
+    """
+    n = len(paths)
+    out = Signatures.empty(params)
+    out.paths = [str(p) for p in paths]
+    out.content = np.zeros(n, "V16")
+    out.file_size = np.full(n, -1, np.int64)
+    out.height = np.zeros(n, np.int64)
+    out.width = np.zeros(n, np.int64)
+    out.status = np.full(n, "ok", "U16")
+    out.error = [""] * n
+    out.decoded = np.zeros(n, bool)
+    out.vectors = np.zeros((n, params.dim), np.float32)
+    out.codes = np.zeros((n, params.hash_bits // 8), np.uint8)
+    seen = {}  # digest -> row of this batch that holds its signature
+    thumbs, thumb_rows = [], []
+    for k, path in enumerate(out.paths):
+        try:
+            data = read_bytes(path, max_bytes=max_file_bytes(max_pixels))
+        except DecodeError as exc:
+            out.status[k], out.error[k] = exc.kind, exc.reason
+            continue
+        digest = content_hash(data)
+        out.content[k], out.file_size[k] = digest, len(data)
+        if digest in seen:
+            continue  # filled from its twin below, once the twin's descriptors exist
+        prior = known(digest) if known is not None else None
+        if prior is not None:
+            out.height[k], out.width[k], out.vectors[k], out.codes[k] = prior
+            seen[digest] = k
+            continue
+        try:
+            image, out.height[k], out.width[k] = _decode_small(data, max_pixels)
+        except DecodeError as exc:
+            out.status[k], out.error[k] = exc.kind, exc.reason
+            seen[digest] = k
+            continue
+        out.decoded[k] = True
+        seen[digest] = k
+        thumbs.append(thumbnail(xp.asarray(image), side=params.side, xp=xp))
+        thumb_rows.append(k)
+    if thumbs:
+        stack = xp.stack(thumbs)
+        rows = np.asarray(thumb_rows)
+        out.vectors[rows] = _host(block_means(stack, grid=params.grid, xp=xp))
+        out.codes[rows] = _host(dct_hash(stack, bits=params.hash_bits, xp=xp))
+    for k in range(n):  # byte-identical copies take their twin's row
+        if out.file_size[k] >= 0:
+            twin = seen[out.content[k].tobytes()]
+            if twin != k:
+                out.height[k], out.width[k] = out.height[twin], out.width[twin]
+                out.vectors[k], out.codes[k] = out.vectors[twin], out.codes[twin]
+                out.status[k], out.error[k] = out.status[twin], out.error[twin]
+    return out
+
+
+def _host(array):
+    from framediff.kernels import to_numpy
+
+    return to_numpy(array)
+

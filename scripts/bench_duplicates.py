@@ -1,0 +1,385 @@
+#!/usr/bin/env python
+"""Near-duplicate search, side by side with its ceiling and its peers, in one run.
+
+1. Signature pass against the 1/8-scale decode ceiling, at 1 and 2 Dask workers
+   (local processes, one thread each), on N JPEGs of 1600x1200 cut from real
+   photographs (``skimage.data``). The ceiling only decodes each file at 1/8 scale to
+   luma; the signature pass reads, hashes, decodes and derives the descriptors.
+2. Search for 10k, 100k and 1M signatures, each size in its own subprocess (its own
+   peak RSS): index build, range search of every image against all, the explicit pair
+   list for confirmation. The vectors are synthesised from real ones (block-mean
+   vectors of windows of the photographs at random positions and scales): each is a
+   random blend of two real vectors plus Gaussian noise, renormalised, and 1 % of them
+   are planted near-copies of another (noise small enough to stay within the radius).
+   Recall against exact brute force is measured on a sample of query rows, and the
+   planted pairs' recall on all of them. Then 10,000 new images are added to the
+   largest index and searched new-against-all (the nightly update), saved and timed.
+   The exponent of time and memory in n is fitted over the sizes.
+3. Accuracy on planted edits (every ``skimage.data`` photograph as JPEG, PNG, TIFF, BMP,
+   GIF and WebP, at several qualities, half size, cropped 3 %, brightness +-10 %,
+   rotated 2 degrees; plus the ``iscc-samples`` photo in its formats when installed):
+   pair recall and precision of framediff's block-mean search (default radius) and its
+   DCT hash, beside ``imagehash`` pHash and dHash at Hamming <= 10, and per edit.
+
+Usage:  python scripts/bench_duplicates.py [--files 300] [--sizes 10000,100000,1000000]
+                                           [--update 10000] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# ------------------------------------------------------------ 1. signature pass
+
+
+def _make_jpegs(directory: Path, n: int) -> list:
+    from PIL import Image
+
+    from framediff.planted import PHOTOS, photo
+
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for k in range(n):
+        image = photo(PHOTOS[k % len(PHOTOS)])
+        h, w = image.shape[:2]
+        y, x = rng.integers(0, h // 4 + 1), rng.integers(0, w // 4 + 1)
+        window = Image.fromarray(image[y : y + 3 * h // 4, x : x + 3 * w // 4]).resize((1600, 1200), Image.BICUBIC)
+        path = directory / f"photo{k:05d}.jpg"
+        window.save(path, "JPEG", quality=88)
+        paths.append(str(path))
+    return paths
+
+
+def _decode_chunk(paths):
+    from framediff.decode import read_image
+
+    for p in paths:
+        read_image(p, gray="luma", scale=1 / 8)
+    return len(paths)
+
+
+def _signature_chunk(paths):
+    from framediff.thumbnails import signatures_of
+
+    return len(signatures_of(paths))
+
+
+def bench_signature_pass(paths: list, workers: int) -> dict:
+    from dask.distributed import Client, LocalCluster
+
+    chunks = [paths[i : i + 25] for i in range(0, len(paths), 25)]
+    out = {}
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:  # fmt: skip
+        client.gather(client.map(_signature_chunk, chunks[:workers], pure=False))  # warm-up: imports
+        client.gather(client.map(_decode_chunk, chunks[:workers], pure=False))
+        for name, fn in (("ceiling", _decode_chunk), ("signatures", _signature_chunk), ("ceiling2", _decode_chunk)):
+            t = time.perf_counter()
+            n = sum(client.gather(client.map(fn, chunks, pure=False)))
+            out[name] = n / (time.perf_counter() - t)
+    # The ceiling measured before and after: the machine's load drifts.
+    out["ceiling"] = (out["ceiling"] + out.pop("ceiling2")) / 2
+    return out
+
+
+# --------------------------------------------------------------------- 2. scale
+
+
+def _real_vectors(n: int) -> np.ndarray:
+    """Block-mean vectors of ``n`` windows of real photographs (random place and scale)."""
+    from framediff.kernels.signatures import block_means, thumbnail
+    from framediff.planted import PHOTOS, photo
+    from framediff.thumbnails import SignatureParams
+
+    params = SignatureParams()
+    rng = np.random.default_rng(0)
+    images = [photo(p) for p in PHOTOS]
+    thumbs = []
+    for _ in range(n):
+        image = images[rng.integers(len(images))]
+        h, w = image.shape[:2]
+        f = rng.uniform(0.3, 1.0)
+        wh, ww = max(8, int(f * h)), max(8, int(f * w))
+        y, x = rng.integers(0, h - wh + 1), rng.integers(0, w - ww + 1)
+        thumbs.append(thumbnail(image[y : y + wh, x : x + ww], side=params.side))
+    return block_means(np.stack(thumbs), grid=params.grid)
+
+
+def _unit(v):
+    v = v - v.mean(axis=1, keepdims=True)
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _synthetic(real: np.ndarray, n: int, seed: int, offset: int = 0):
+    """``n`` signatures blended from ``real``; 1 % planted near-copies of another row."""
+    from framediff.thumbnails import Signatures, SignatureParams
+
+    rng = np.random.default_rng(seed)
+    vectors = np.empty((n, real.shape[1]), np.float32)
+    for s in range(0, n, 100_000):  # blocks: the temporaries stay small
+        m = min(n, s + 100_000) - s
+        a, b = rng.integers(len(real), size=(2, m))
+        alpha = rng.uniform(0, 1, (m, 1)).astype(np.float32)
+        vectors[s : s + m] = _unit(alpha * real[a] + (1 - alpha) * real[b] + rng.normal(0, 0.15, (m, real.shape[1])))
+    # Copies in the second half, of rows in the first: no copy is itself overwritten.
+    copies = n // 2 + rng.choice(n - n // 2, size=n // 100, replace=False)
+    sources = rng.integers(0, n // 2, size=len(copies))
+    vectors[copies] = _unit(vectors[sources] + rng.normal(0, 0.02, (len(copies), real.shape[1])))
+    s = Signatures.empty(SignatureParams())
+    s.paths = [f"img{offset + k:08d}.jpg" for k in range(n)]
+    s.content = np.frombuffer(rng.bytes(16 * n), "V16").copy()
+    s.file_size = rng.integers(50_000, 5_000_000, n)
+    s.height = np.full(n, 1200, np.int64)
+    s.width = np.full(n, 1600, np.int64)
+    s.status = np.full(n, "ok", "U16")
+    s.error = [""] * n
+    s.decoded = np.ones(n, bool)
+    s.vectors = vectors
+    s.codes = np.zeros((n, 8), np.uint8)
+    planted = np.stack([np.minimum(sources, copies), np.maximum(sources, copies)], axis=1) + offset
+    return s, planted
+
+
+def _exact_neighbours(vectors, queries, radius):
+    """Brute force: every row within ``radius`` of each query row, in blocks of queries."""
+    found = set()
+    norms = np.einsum("ij,ij->i", vectors, vectors)
+    for s in range(0, len(queries), 64):
+        q = queries[s : s + 64]
+        d2 = norms[None, :] + norms[q, None] - 2 * (vectors[q] @ vectors.T)
+        for qi, j in zip(*np.nonzero(d2 <= radius * 1.01 + 1e-4)):  # float32 sieve, then exact
+            a, b = int(q[qi]), int(j)
+            diff = vectors[a].astype(np.float64) - vectors[b].astype(np.float64)
+            if a != b and diff @ diff <= radius:
+                found.add((min(a, b), max(a, b)))
+    return found
+
+
+def worker_scale(n: int, update: int, real_n: int, folder: str | None) -> dict:
+    from framediff.dupindex import DEFAULT_RADIUS, DuplicateIndex, confirmation_pairs
+
+    real = _real_vectors(real_n)
+    sigs, planted = _synthetic(real, n, seed=1)
+    rss_data = _rss_mib()
+    t, c = time.perf_counter(), time.process_time()
+    index = DuplicateIndex()
+    index.add(sigs)
+    t_build, c_build = time.perf_counter() - t, time.process_time() - c
+    t, c = time.perf_counter(), time.process_time()
+    near = index.search()
+    pairs = confirmation_pairs(near, exact=index.exact_pairs())
+    t_search, c_search = time.perf_counter() - t, time.process_time() - c
+    rss_search = _rss_mib()  # before the checks below allocate their own
+    found = {(int(a), int(b)) for a, b in near}
+    planted_recall = np.mean([(int(a), int(b)) in found for a, b in planted])
+    rng = np.random.default_rng(2)
+    queries = rng.choice(n, size=min(n, 500), replace=False)
+    truth = _exact_neighbours(sigs.vectors, queries, DEFAULT_RADIUS)
+    asked = set(queries.tolist())
+    sampled = {p for p in found if p[0] in asked or p[1] in asked}
+    mine = {p for p in sampled if p in truth}
+    out = {
+        "n": n, "kind": index.kind, "build_s": t_build, "search_s": t_search, "pairs": len(pairs),
+        "cpu_s": c_build + c_search,
+        "planted_recall": float(planted_recall), "sample_recall": len(mine) / max(1, len(truth)),
+        "sample_false": len(sampled - truth), "rss_data_mib": rss_data, "peak_rss_mib": rss_search,
+    }  # fmt: skip
+    if update:
+        new, new_planted = _synthetic(real, update, seed=3, offset=n)
+        # Plant new images near old ones too: the case a nightly job is for.
+        old = rng.choice(n, size=update // 10, replace=False)
+        new.vectors[: len(old)] = _unit(sigs.vectors[old] + rng.normal(0, 0.02, (len(old), real.shape[1])))
+        t, c = time.perf_counter(), time.process_time()
+        rows, cand, _exact = index.update(new)
+        out["update_s"], out["update_cpu_s"] = time.perf_counter() - t, time.process_time() - c
+        got = {(int(a), int(b)) for a, b in cand}
+        out["update_recall_old"] = float(np.mean([(int(o), n + k) in got for k, o in enumerate(old)]))
+        out["update_pairs"] = len(got)
+        if folder:
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)  # a fresh index goes into an empty folder
+            t = time.perf_counter()
+            index.save(folder)
+            out["save_full_s"] = time.perf_counter() - t
+            index.update(_synthetic(real, update, seed=4, offset=n + update)[0])
+            t = time.perf_counter()
+            index.save(folder)
+            out["save_update_s"] = time.perf_counter() - t
+            del index
+            t = time.perf_counter()
+            DuplicateIndex.load(folder)
+            out["load_s"] = time.perf_counter() - t
+    out["peak_rss_all_mib"] = _rss_mib()
+    return out
+
+
+# ------------------------------------------------------------------ 3. accuracy
+
+
+def worker_accuracy(directory: str) -> dict:
+    import imagehash
+    from PIL import Image
+
+    from framediff.dupindex import DEFAULT_RADIUS, DuplicateIndex
+    from framediff.kernels.signatures import hamming
+    from framediff.planted import PHOTOS, make_planted, photo
+    from framediff.thumbnails import signatures_of
+
+    planted = make_planted(directory, [photo(p) for p in PHOTOS])
+    paths, group, edit = list(planted.paths), list(planted.group), list(planted.edit)
+    try:  # the same CC-BY photo in six formats
+        import iscc_samples
+
+        for p in iscc_samples.images():
+            if not p.name.endswith(".psd"):
+                paths.append(str(p))
+                group.append(len(PHOTOS))
+                edit.append("iscc-" + p.suffix[1:])
+    except ImportError:
+        pass
+    group = np.array(group)
+    n = len(paths)
+    truth = {(a, b) for a in range(n) for b in range(a + 1, n) if group[a] == group[b]}
+    index = DuplicateIndex()
+    index.add(signatures_of(paths))
+    methods = {"framediff block-mean (r>=0.85)": {tuple(map(int, p)) for p in index.search(radius=DEFAULT_RADIUS)}}
+    codes = index.signatures.codes
+    ham = hamming(codes[:, None], codes[None])
+    methods["framediff DCT hash (Hamming<=10)"] = {(a, b) for a in range(n) for b in range(a + 1, n) if ham[a, b] <= 10}
+    for name, fn in (("imagehash pHash (Hamming<=10)", imagehash.phash), ("imagehash dHash (Hamming<=10)", imagehash.dhash)):
+        hashes = []
+        for p in paths:
+            with Image.open(p) as im:
+                hashes.append(fn(im))
+        methods[name] = {(a, b) for a in range(n) for b in range(a + 1, n) if hashes[a] - hashes[b] <= 10}
+    out = {"files": n, "true_pairs": len(truth), "methods": {}}
+    originals = {group[k]: k for k in range(n) if edit[k] in ("original", "iscc-jpg")}
+    for name, found in methods.items():
+        per_edit = {}
+        for e in sorted(set(edit) - {"original", "iscc-jpg"}):
+            ks = [k for k in range(n) if edit[k] == e]
+            per_edit[e] = float(np.mean([tuple(sorted((k, originals[group[k]]))) in found for k in ks]))
+        tp = len(found & truth)
+        out["methods"][name] = {"recall": tp / len(truth), "precision": tp / max(1, len(found)),
+                                "false_pairs": len(found - truth), "per_edit": per_edit}  # fmt: skip
+    return out
+
+
+# ---------------------------------------------------------------------- driver
+
+
+def _child(kind: str, args: list) -> dict:
+    cmd = [sys.executable, __file__, "--child", kind, *map(str, args)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode:
+        raise SystemExit(f"{kind} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _exponent(xs, ys) -> float:
+    return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=300, help="JPEGs of the signature pass")
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--update", type=int, default=10_000, help="new images added to the largest index")
+    parser.add_argument("--real", type=int, default=2000, help="real vectors the synthetic ones are blended from")
+    parser.add_argument("--out", help="work folder (default: a temporary one)")
+    parser.add_argument("--skip", default="", help="comma list of parts to skip: pass,scale,accuracy")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        kind, *rest = args.child
+        if kind == "scale":
+            result = worker_scale(int(rest[0]), int(rest[1]), int(rest[2]), rest[3] if len(rest) > 3 else None)
+        else:
+            result = worker_accuracy(rest[0])
+        print(json.dumps(result))
+        return 0
+
+    skip = set(filter(None, args.skip.split(",")))
+    work = Path(args.out or tempfile.mkdtemp(prefix="framediff-dup-"))
+    print(f"# bench_duplicates: {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f} at start")
+
+    if "pass" not in skip:
+        paths = _make_jpegs(work / "jpegs", args.files)
+        print(f"\n## signature pass: {len(paths)} JPEGs 1600x1200, Dask local processes")
+        print(f"{'workers':>8} {'ceiling img/s':>14} {'signatures img/s':>17} {'ratio':>6}  (target >= 0.85)")
+        for w in (1, 2):
+            r = bench_signature_pass(paths, w)
+            print(f"{w:>8} {r['ceiling']:>14.1f} {r['signatures']:>17.1f} {r['signatures'] / r['ceiling']:>6.2f}")
+
+    if "scale" not in skip:
+        sizes = [int(s) for s in args.sizes.split(",")]
+        print(f"\n## search: synthetic signatures blended from {args.real} real ones, each size in its own process")
+        print(f"{'n':>9} {'index':>5} {'build s':>8} {'search s':>9} {'total s':>8} {'peak RSS MiB':>13} "
+              f"{'pairs':>8} {'planted recall':>15} {'sample recall':>14} {'false':>6}")  # fmt: skip
+        rows = []
+        for n in sizes:
+            last = n == sizes[-1]
+            folder = str(work / f"index-{n}") if last else None
+            r = _child("scale", [n, args.update if last else 0, args.real, *([folder] if folder else [])])
+            rows.append(r)
+            total = r["build_s"] + r["search_s"]
+            print(f"{n:>9} {r['kind']:>5} {r['build_s']:>8.1f} {r['search_s']:>9.1f} {total:>8.1f} {r['cpu_s']:>7.1f} "
+                  f"{r['peak_rss_mib']:>13.0f} {r['pairs']:>8} {r['planted_recall']:>15.4f} "
+                  f"{r['sample_recall']:>14.4f} {r['sample_false']:>6}")  # fmt: skip
+        if len(rows) > 1:
+            ns = [r["n"] for r in rows]
+            t_exp = _exponent(ns, [r["build_s"] + r["search_s"] for r in rows])
+            m_exp = _exponent(ns, [r["peak_rss_mib"] for r in rows])
+            c_exp = _exponent(ns, [r["cpu_s"] for r in rows])
+            print(f"fitted exponent: time n^{t_exp:.2f}, CPU time n^{c_exp:.2f}, peak RSS n^{m_exp:.2f} "
+                  f"(over {ns[0]}..{ns[-1]})")
+        big = rows[-1]
+        total = big["build_s"] + big["search_s"]
+        print(f"target at n={big['n']}: < 600 s and < 4096 MiB -> {total:.0f} s ({big['cpu_s']:.0f} CPU s), "
+              f"{big['peak_rss_mib']:.0f} MiB: "
+              f"{'met' if total < 600 and big['peak_rss_mib'] < 4096 else 'NOT met'}")  # fmt: skip
+        if "update_s" in big:
+            print(f"update: {args.update} new against {big['n']}: {big['update_s']:.1f} s in memory "
+                  f"({big['update_cpu_s']:.1f} CPU s) "
+                  f"({big['update_pairs']} pairs; planted new-near-old recall {big['update_recall_old']:.4f}); "
+                  f"save {big.get('save_update_s', float('nan')):.1f} s (first full save "
+                  f"{big.get('save_full_s', float('nan')):.1f} s), load {big.get('load_s', float('nan')):.1f} s; "
+                  f"target < 60 s: {'met' if big['update_s'] + big.get('save_update_s', 0) < 60 else 'NOT met'}; "
+                  f"peak RSS of the whole process with the update and checks {big['peak_rss_all_mib']:.0f} MiB")
+
+    if "accuracy" not in skip:
+        r = _child("accuracy", [work / "planted"])
+        print(f"\n## accuracy on planted edits: {r['files']} files, {r['true_pairs']} true pairs")
+        edits = sorted(next(iter(r["methods"].values()))["per_edit"])
+        print(f"{'method':<34} {'recall':>7} {'precision':>9} {'false':>6}")
+        for name, m in r["methods"].items():
+            print(f"{name:<34} {m['recall']:>7.3f} {m['precision']:>9.3f} {m['false_pairs']:>6}")
+        print("\nrecall of each edit against its original:")
+        short = [name.split(" (")[0].replace("framediff ", "fd ").replace("imagehash ", "") for name in r["methods"]]
+        print(f"{'edit':<16}" + "".join(f"{name:>15}" for name in short))
+        for e in edits:
+            print(f"{e:<16}" + "".join(f"{m['per_edit'][e]:>15.2f}" for m in r["methods"].values()))
+    print(f"\n# load average {os.getloadavg()[0]:.1f} at the end (a shared machine: figures are indicative)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""Near-duplicate index (``framediff.dupindex``) on planted duplicates of real photographs.
+
+Truth: every file written from one original is one group (``framediff.planted``);
+brute force: all pairs' distances computed with NumPy; keepers: sizes read back with
+Pillow and ``os.path.getsize``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("faiss", reason="the near-duplicate index needs faiss-cpu")
+
+from framediff.dupindex import DEFAULT_RADIUS, DuplicateIndex, confirmation_pairs, duplicate_groups
+from framediff.errors import FramediffError
+from framediff.plan import plan_chunks
+from framediff.planted import PHOTOS, make_planted, photo
+from framediff.thumbnails import SignatureParams, Signatures, signatures_of
+
+#: Photographs whose every planted edit stays within the default radius (textures such
+#: as brick or grass change completely under a 2-degree rotation; see the benchmark).
+STABLE = ("astronaut", "camera", "chelsea", "clock", "coffee", "coins", "immunohistochemistry", "logo",
+          "page", "retina", "rocket", "cell")  # fmt: skip
+
+
+def _photo(name):
+    """A photograph, its centre cut to 512 x 512 at most: the tests stay quick."""
+    image = photo(name)
+    h, w = image.shape[:2]
+    y, x = max(0, (h - 512) // 2), max(0, (w - 512) // 2)
+    return image[y : y + 512, x : x + 512]
+
+
+@pytest.fixture(scope="module")
+def stable(tmp_path_factory):
+    return make_planted(tmp_path_factory.mktemp("stable"), [_photo(n) for n in STABLE])
+
+
+@pytest.fixture(scope="module")
+def everything(tmp_path_factory):
+    """Every photograph, plus windows of them: a few hundred images, some alike."""
+    rng = np.random.default_rng(1)
+    windows = []
+    for name in PHOTOS:
+        image = _photo(name)
+        h, w = image.shape[:2]
+        for _ in range(4):
+            y, x = rng.integers(0, h // 3), rng.integers(0, w // 3)
+            windows.append(image[y : y + h // 2, x : x + w // 2])
+    planted = make_planted(tmp_path_factory.mktemp("all"), [_photo(n) for n in PHOTOS])
+    extra = make_planted(tmp_path_factory.mktemp("windows"), windows, edits=("half-size", "jpeg-q30"))
+    return planted.paths + extra.paths
+
+
+def _index(paths, **kw):
+    index = DuplicateIndex(**kw)
+    index.add(signatures_of(paths, known=index.known))
+    return index
+
+
+def _brute_force(signatures, radius=DEFAULT_RADIUS):
+    v = signatures.vectors.astype(np.float64)
+    d2 = ((v[:, None] - v[None]) ** 2).sum(-1)
+    ok = signatures.ok
+    a, b = np.nonzero(np.triu(d2 <= radius, 1) & ok[:, None] & ok[None])
+    return {(int(i), int(j)) for i, j in zip(a, b)}
+
+
+def _bytes(path) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def _as_set(pairs):
+    return {(int(a), int(b)) for a, b in pairs}
+
+
+def test_planted_groups_found_exactly_with_their_keepers(stable):
+    index = _index(stable.paths)
+    pairs = np.concatenate([index.search(), index.exact_pairs()])
+    groups = duplicate_groups(index.signatures, pairs).to_pydict()
+    assert sorted(set(groups["group"])) == list(range(len(STABLE)))
+    for path, group in zip(groups["path"], groups["group"]):
+        assert stable.group[stable.paths.index(path)] == group  # numbered like the originals
+    assert len(groups["path"]) == len(stable.paths)  # every planted file, no other
+
+    def pixels_then_bytes(path):
+        with Image.open(path) as im:
+            return (-im.size[0] * im.size[1], -os.path.getsize(path), path)
+
+    for g in range(len(STABLE)):
+        members = [p for p, gg in zip(groups["path"], groups["group"]) if gg == g]
+        keepers = [p for p, gg, k in zip(groups["path"], groups["group"], groups["keeper"]) if gg == g and k]
+        assert keepers == [min(members, key=pixels_then_bytes)]
+        by_name = duplicate_groups(index.signatures, pairs, keep_rule="name").to_pydict()
+        assert [p for p, gg, k in zip(*(by_name[c] for c in ("path", "group", "keeper"))) if gg == g and k] == [
+            min(members)
+        ]
+
+
+def test_keep_rule_file_size_and_unknown_rule(stable):
+    index = _index(stable.paths[:13])
+    pairs = index.search()
+    table = duplicate_groups(index.signatures, pairs, keep_rule="FILE-SIZE").to_pydict()
+    keeper = [p for p, k in zip(table["path"], table["keeper"]) if k]
+    assert keeper == [max(table["path"], key=lambda p: (os.path.getsize(p), -len(p)))]
+    with pytest.raises(ValueError, match="unknown keep rule 'newest'"):
+        duplicate_groups(index.signatures, pairs, keep_rule="newest")
+
+
+def test_index_search_equals_brute_force(everything):
+    index = _index(everything)
+    assert index.kind == "flat"
+    truth = _brute_force(index.signatures)
+    assert len(truth) > len(everything) // 2  # planted groups and look-alike windows
+    assert _as_set(index.search()) == truth
+
+
+def test_inverted_file_keeps_recall_of_brute_force(everything):
+    index = _index(everything, ivf_from=100, nprobe=16)
+    assert index.kind == "ivf"
+    truth = _brute_force(index.signatures)
+    found = _as_set(index.search())
+    assert found <= truth  # every pair is checked exactly: never a false one
+    assert len(found & truth) >= 0.99 * len(truth)
+
+
+def test_incremental_update_equals_from_scratch(everything, tmp_path):
+    scratch = _index(everything)
+    expected_near, expected_exact = _as_set(scratch.search()), _as_set(scratch.exact_pairs())
+    folder = tmp_path / "index"
+    near, exact = set(), set()
+    for batch in np.array_split(np.arange(len(everything)), 3):
+        index = DuplicateIndex.load(folder) if folder.exists() else DuplicateIndex()
+        rows, candidates, identical = index.update(signatures_of([everything[k] for k in batch], known=index.known))
+        assert rows.tolist() == batch.tolist()
+        assert all(a in rows or b in rows for a, b in candidates)  # only new against all
+        near |= _as_set(candidates)
+        exact |= _as_set(identical)
+        index.save(folder)
+    assert near == expected_near and exact == expected_exact
+    reloaded = DuplicateIndex.load(folder)
+    assert reloaded.signatures.paths == scratch.signatures.paths
+    np.testing.assert_array_equal(reloaded.signatures.vectors, scratch.signatures.vectors)
+    assert _as_set(reloaded.search()) == expected_near
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "index-00003.faiss", "manifest.json", *(f"signatures-{k:05d}.parquet" for k in range(3))
+    ]  # fmt: skip
+
+
+def test_exact_duplicates_are_not_decoded(stable, tmp_path):
+    copies = []
+    for k, path in enumerate(stable.paths[:5]):
+        for c in range(3):
+            copies.append(tmp_path / f"copy{k}-{c}{os.path.splitext(path)[1]}")
+            shutil.copyfile(path, copies[-1])
+    s = signatures_of(copies)
+    contents = [_bytes(p) for p in stable.paths[:5]]
+    assert len(set(contents)) == 4  # the original and its planted exact copy, then 3 others
+    assert s.decoded.sum() == 4  # one decode per distinct content
+    assert (s.vectors[0::3] == s.vectors[1::3]).all() and s.ok.all()
+
+    index = _index(stable.paths[:13])
+    again = signatures_of(copies, known=index.known)
+    assert again.decoded.sum() == 0  # the index already holds every one of these contents
+    rows, _near, exact = index.update(again)
+    first = {}
+    for row, path in enumerate([*stable.paths[:13], *map(str, copies)]):
+        first.setdefault(_bytes(path), row)
+    expected = {(first[_bytes(p)], int(r)) for p, r in zip(copies, rows)}
+    assert _as_set(exact) == expected
+
+
+def test_unreadable_files_are_rows_not_errors(stable, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(_bytes(stable.paths[0])[:300])
+    paths = [stable.paths[0], str(tmp_path / "missing.png"), str(broken), stable.paths[2]]
+    s = signatures_of(paths)
+    assert s.status.tolist() == ["ok", "missing", "truncated", "ok"]
+    assert s.error[1] == "no such file" and s.error[2]
+    index = DuplicateIndex()
+    index.add(s)
+    assert _as_set(index.search()) == {(0, 3)}  # the unreadable ones pair with nothing
+
+
+def test_damaged_index_is_refused_in_one_line(stable, tmp_path):
+    index = _index(stable.paths[:13])
+    index.save(tmp_path)
+    with pytest.raises(FramediffError, match=r"no duplicate index here"):
+        DuplicateIndex.load(tmp_path / "elsewhere")
+    with pytest.raises(FramediffError, match=r"built with SignatureParams"):
+        DuplicateIndex.load(tmp_path, params=SignatureParams(grid=16))
+    with pytest.raises(FramediffError, match=r"holds another duplicate index \(13 images\)"):
+        _index(stable.paths[:3]).save(tmp_path)
+    part = tmp_path / "signatures-00000.parquet"
+    part.write_bytes(part.read_bytes()[:-1] + b"\0")
+    with pytest.raises(FramediffError, match=r"signatures-00000.parquet: checksum differs"):
+        DuplicateIndex.load(tmp_path)
+
+
+def test_signatures_of_another_dimension_are_refused():
+    with pytest.raises(ValueError, match="64 dimensions, the index 256"):
+        DuplicateIndex(SignatureParams(grid=16)).add(Signatures.empty(SignatureParams()))
+
+
+def test_confirmation_pairs_feed_pairs_mode(stable):
+    index = _index(stable.paths[:26])
+    near, exact = index.search(), index.exact_pairs()
+    pairs = confirmation_pairs(near, exact=exact)
+    assert pairs == sorted(pairs) and all(a < b for a, b in pairs)
+    assert not set(pairs) & _as_set(exact) and set(pairs) == _as_set(near) - _as_set(exact)
+    chunks = list(plan_chunks(index.signatures.paths, "pairs", 4, pairs=pairs))
+    assert sorted((a, b) for c in chunks for _, a, b in c.pairs) == pairs
+
+    # the scan lists the images in reverse: rows map to other positions
+    n = len(index)
+    moved = confirmation_pairs(near, positions=np.arange(n)[::-1])
+    assert moved == sorted((n - 1 - b, n - 1 - a) for a, b in near.tolist())
+    with pytest.raises(ValueError, match="not among the scanned inputs"):
+        confirmation_pairs(near, positions=np.full(n, -1))
+
+
+_SAVER = """
+import sys
+import numpy as np
+from framediff.dupindex import DuplicateIndex
+from framediff.thumbnails import signatures_of
+folder, paths = sys.argv[1], sys.argv[2:]
+sigs = [signatures_of(list(p)) for p in np.array_split(np.array(paths), 12)]
+index = DuplicateIndex()
+for batch in sigs:
+    index.update(batch)
+    index.save(folder)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.15])
+def test_index_killed_while_saving_resumes_to_the_same_result(stable, tmp_path, delay):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "index"
+    child = subprocess.Popen([sys.executable, "-c", _SAVER, str(folder), *stable.paths])
+    try:
+        deadline = time.monotonic() + 120
+        while not (folder / "manifest.json").exists() and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.005)
+        time.sleep(delay)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    index = DuplicateIndex.load(folder)  # checksums hold: a whole generation, never half of one
+    done = len(index)
+    assert 0 < done <= len(stable.paths)
+    assert index.signatures.paths == stable.paths[:done]
+    near = _as_set(index.search())
+    if done < len(stable.paths):
+        _rows, more, _exact = index.update(signatures_of(stable.paths[done:]))
+        near |= _as_set(more)
+        index.save(folder)
+    assert near == _as_set(_index(stable.paths).search())
+    assert not [p.name for p in folder.iterdir() if ".tmp-" in p.name]
