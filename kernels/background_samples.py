@@ -9,10 +9,14 @@ their value into a random neighbour's model, so a region that stays background-l
 (a ghost, a parked car) is eaten from its edges. Foreground that is a darker (or a
 slightly brighter) copy of the background's colour is a shadow or a lighting change
 and counts as background. A 5x5 majority vote removes specks and fills pinholes.
+The model starts from the first ``n_samples`` frames themselves, keeping for each
+pixel only values that recur (a median-like start), so an object that is in the first
+frame and then moves away leaves no ghost.
 
 Every random choice comes from a hash of (pixel, frame number), so results do not
-depend on how a sequence is cut into batches, and NumPy and CuPy give the same masks.
-The whole model is a small picklable :class:`SampleModel`.
+depend on how a sequence is cut into batches, and the NumPy and CuPy paths make the
+same choices (their masks differ only where float32 rounding puts a distance on the
+other side of a threshold). The whole model is a small picklable :class:`SampleModel`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import numpy as np
 
 from .backend import array_namespace
 
-__all__ = ["SampleModel", "majority_filter", "update_sample_background"]
+__all__ = ["SampleModel", "background_frame", "majority_filter", "update_sample_background"]
 
 # The eight neighbours (dy, dx), indexed by three random bits.
 _NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
@@ -77,14 +81,57 @@ def _hash32(values, key: int, xp):
     return x
 
 
-def _neighbour_values(image, direction, xp):
-    """Each pixel's value at the neighbour ``direction`` (0..7) points to; edges repeat."""
-    h, w = image.shape[:2]
+def _neighbours(pixels, direction, h: int, w: int, xp):
+    """Flat index of the neighbour ``direction`` (0..7) of each flat pixel index;
+    at the border the pixel itself stands in for a neighbour outside the image."""
     offsets = xp.asarray(_NEIGHBOURS, dtype=xp.int64)
-    step = offsets[direction.astype(xp.int64)]
-    ys = xp.clip(xp.arange(h)[:, None] + step[..., 0], 0, h - 1)
-    xs = xp.clip(xp.arange(w)[None, :] + step[..., 1], 0, w - 1)
-    return image[ys, xs]
+    y = xp.clip(pixels // w + offsets[direction, 0], 0, h - 1)
+    x = xp.clip(pixels % w + offsets[direction, 1], 0, w - 1)
+    return y * w + x
+
+
+def background_frame(image, *, median: int = 0, blur: float = 0.0, xp=None):
+    """The frame as the background model takes it: (H, W, C), in its own dtype.
+
+    Parameters
+    ----------
+    image : array, shape (H, W) or (H, W, C)
+        A decoded frame: gray, gray+alpha, RGB or RGBA (alpha is dropped).
+    median : int
+        Side of a median filter applied to each channel first (0: none).
+    blur : float
+        Sigma of a Gaussian blur applied to each channel next (0: none).
+    xp : module, optional
+
+    Returns
+    -------
+    array, shape (H, W, C)
+        Gray frames get one channel. Filtered values are rounded back to an integer
+        dtype, so the model's units (8-bit grey levels of the dtype's range) hold.
+
+    Raises
+    ------
+    ValueError
+        An image that is not 2-D or 3-D.
+    """
+    from .color import drop_alpha
+    from .filters import gaussian_blur, median_filter
+
+    xp = array_namespace(image, xp=xp)
+    if image.ndim not in (2, 3):
+        raise ValueError(f"expected an image of shape (H, W) or (H, W, C), got {image.shape}")
+    image = drop_alpha(image)
+    planes = image[None] if image.ndim == 2 else xp.moveaxis(image, 2, 0)
+    dtype = planes.dtype
+    if median and int(median) > 1:
+        planes = median_filter(planes, int(median), xp=xp)
+    if blur and float(blur) > 0:
+        planes = gaussian_blur(planes, float(blur), xp=xp)
+        if np.issubdtype(np.dtype(str(dtype)), np.integer):
+            info = np.iinfo(np.dtype(str(dtype)))
+            planes = xp.clip(xp.rint(planes), info.min, info.max)
+        planes = planes.astype(dtype)
+    return xp.ascontiguousarray(xp.moveaxis(planes, 0, 2))
 
 
 def majority_filter(mask, size: int = 5, *, xp=None):
@@ -410,15 +457,17 @@ def _step(state, frame, *, min_matches, radius, spread_factor, radius_step, subs
     nearest = xp.sqrt(nearest / xp.float32(c))
     raw = 2 * matches < real if filling else matches < min_matches
 
-    if shadow is not None and c >= 3:
-        if mean is None:
-            mean = _background_mean(state, xp)
-        bb = (mean * mean).sum(axis=0)
-        ratio = (x * mean).sum(axis=0) / xp.maximum(bb, xp.float32(1e-6))
-        distortion = ((x - ratio[None] * mean) ** 2).sum(axis=0)
+    if shadow is not None and c >= 3:  # only candidates need the background's colour
+        raw_flat = raw.reshape(-1)
+        idx = xp.nonzero(raw_flat)[0]
+        mean_k = state.samples.reshape(n_samples, c, h * w)[:, :, idx].astype(xp.float32).mean(axis=0) * scale
+        x_k = x.reshape(c, h * w)[:, idx]
+        bb = (mean_k * mean_k).sum(axis=0)
+        ratio = (x_k * mean_k).sum(axis=0) / xp.maximum(bb, xp.float32(1e-6))
+        distortion = ((x_k - ratio[None] * mean_k) ** 2).sum(axis=0)
         lit = (ratio >= shadow[0]) & (ratio <= shadow[1])
         lit &= distortion <= xp.float32(shadow_distortion**2) * bb
-        raw &= ~lit
+        raw_flat[idx[lit]] = False
     mask = majority_filter(raw, clean_size, xp=xp) if clean_size > 1 else raw
     background = ~mask
     if align and shift != (0, 0):  # report the mask where the frame has its pixels
@@ -454,11 +503,11 @@ def _step(state, frame, *, min_matches, radius, spread_factor, radius_step, subs
 
     # Spatial diffusion, as a gather: a pixel takes a background neighbour's value
     # (ViBe's push, seen from the receiving pixel; no write conflicts).
-    pull = ((bits >> xp.uint32(4)) % xp.uint32(subsample)) == 0
-    direction = ((bits >> xp.uint32(16)) & xp.uint32(7)).reshape(h, w)
-    neighbour_bg = _neighbour_values(background, direction, xp).ravel()
-    take = xp.nonzero(pull & neighbour_bg)[0]
-    other = ((bits >> xp.uint32(20)) % xp.uint32(n_samples)).astype(xp.int64)
-    values = _neighbour_values(frame, direction, xp).reshape(h * w, c)
-    flat[other[take], :, take] = values[take]
+    pull = xp.nonzero(((bits >> xp.uint32(4)) % xp.uint32(subsample)) == 0)[0]
+    chosen = bits[pull]
+    source = _neighbours(pull, ((chosen >> xp.uint32(16)) & xp.uint32(7)).astype(xp.int64), h, w, xp)
+    keep = background.ravel()[source]
+    pull, source, chosen = pull[keep], source[keep], chosen[keep]
+    other = ((chosen >> xp.uint32(20)) % xp.uint32(n_samples)).astype(xp.int64)
+    flat[other, :, pull] = frame.reshape(h * w, c)[source]
     return reported

@@ -188,11 +188,14 @@ def _masks_ema(seq: Sequence):
 
 
 def _masks_samples(seq: Sequence, align: bool = False):
-    from framediff.kernels.background_samples import update_sample_background
+    import imageio.v3 as iio
+
+    from framediff.kernels.background_samples import background_frame, update_sample_background
 
     state = None
     for path in seq.frames:
-        state, fraction, masks = update_sample_background(state, _read_rgb(path)[None], align=align, return_masks=True)
+        frame = background_frame(iio.imread(path))  # gray files stay one channel
+        state, fraction, masks = update_sample_background(state, frame[None], align=align, return_masks=True)
         yield None if np.isnan(fraction[0]) else masks[0]
 
 

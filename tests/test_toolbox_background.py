@@ -402,3 +402,23 @@ def test_samples_gpu_matches_numpy():
     # Same hash-driven updates; float32 sums may round a pixel at the threshold apart.
     assert (to_numpy(g_masks) != masks).mean() < 1e-3
     np.testing.assert_allclose(to_numpy(g_fraction), fraction, atol=1e-3)
+
+
+def test_background_frame_filters_each_channel_and_keeps_the_dtype():
+    from scipy import ndimage
+
+    from framediff.kernels.background_samples import background_frame
+
+    frame = np.clip(COLOUR + np.random.default_rng(8).normal(0, 5, COLOUR.shape), 0, 255).astype(np.uint8)
+    assert_array_equal(background_frame(frame), frame)
+    gray = background_frame(frame[:, :, 0])
+    assert gray.shape == (H, W, 1) and gray.dtype == np.uint8
+    rgba = np.concatenate([frame, np.full((H, W, 1), 255, np.uint8)], axis=-1)
+    assert background_frame(rgba).shape == (H, W, 3)
+    out = background_frame(frame, median=3, blur=1.0)
+    assert out.dtype == np.uint8
+    for ch in range(3):
+        expected = ndimage.gaussian_filter(ndimage.median_filter(frame[:, :, ch], 3).astype(float), 1.0)
+        assert np.abs(out[:, :, ch].astype(float) - expected).max() <= 0.5 + 1e-9
+    with pytest.raises(ValueError, match="expected an image"):
+        background_frame(frame[None])
