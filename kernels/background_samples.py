@@ -60,6 +60,7 @@ class SampleModel:
     samples: Any
     radius: Any
     spread: Any
+    blink: Any = None
     frames_seen: int = 0
     scale: float = 1.0
 
@@ -90,7 +91,7 @@ def _neighbours(pixels, direction, h: int, w: int, xp):
     return y * w + x
 
 
-def background_frame(image, *, median: int = 0, blur: float = 0.0, xp=None):
+def background_frame(image, *, median: int = 0, blur: float = 0.0, normalize: str = "none", xp=None):
     """The frame as the background model takes it: (H, W, C), in its own dtype.
 
     Parameters
@@ -101,6 +102,9 @@ def background_frame(image, *, median: int = 0, blur: float = 0.0, xp=None):
         Side of a median filter applied to each channel first (0: none).
     blur : float
         Sigma of a Gaussian blur applied to each channel next (0: none).
+    normalize : {'none', 'minmax', 'percentile'}
+        Last, stretch the frame's intensities (all channels together, so colours
+        keep their balance) to 0..255, as uint8: a per-frame exposure correction.
     xp : module, optional
 
     Returns
@@ -112,14 +116,19 @@ def background_frame(image, *, median: int = 0, blur: float = 0.0, xp=None):
     Raises
     ------
     ValueError
-        An image that is not 2-D or 3-D.
+        An image that is not 2-D or 3-D, or a normalization without a fixed range
+        (``'zscore'``) or unknown.
     """
     from .color import drop_alpha
     from .filters import gaussian_blur, median_filter
+    from .normalize import normalize as stretch
 
     xp = array_namespace(image, xp=xp)
     if image.ndim not in (2, 3):
         raise ValueError(f"expected an image of shape (H, W) or (H, W, C), got {image.shape}")
+    normalize = normalize.lower()
+    if normalize not in ("none", "minmax", "percentile"):
+        raise ValueError(f"background frames take normalize none, minmax or percentile, not {normalize!r}")
     image = drop_alpha(image)
     planes = image[None] if image.ndim == 2 else xp.moveaxis(image, 2, 0)
     dtype = planes.dtype
@@ -131,6 +140,10 @@ def background_frame(image, *, median: int = 0, blur: float = 0.0, xp=None):
             info = np.iinfo(np.dtype(str(dtype)))
             planes = xp.clip(xp.rint(planes), info.min, info.max)
         planes = planes.astype(dtype)
+    if normalize != "none":
+        c, h, w = planes.shape
+        joint = stretch(planes.reshape(c * h, w), normalize, xp=xp)  # one set of statistics
+        planes = xp.clip(xp.rint(joint), 0, 255).astype(xp.uint8).reshape(c, h, w)
     return xp.ascontiguousarray(xp.moveaxis(planes, 0, 2))
 
 
@@ -178,6 +191,7 @@ def _new_state(frame, n_samples, radius, scale, xp):
         samples=samples,
         radius=xp.full((h, w), radius, dtype=xp.float32),
         spread=xp.zeros((h, w), dtype=xp.float32),
+        blink=xp.zeros((h, w), dtype=xp.float32),
         frames_seen=0,
         scale=scale,
     )
@@ -185,7 +199,11 @@ def _new_state(frame, n_samples, radius, scale, xp):
 
 def _copy_state(state):
     return dataclasses.replace(
-        state, samples=state.samples.copy(), radius=state.radius.copy(), spread=state.spread.copy()
+        state,
+        samples=state.samples.copy(),
+        radius=state.radius.copy(),
+        spread=state.spread.copy(),
+        blink=state.blink.copy(),
     )
 
 
@@ -195,11 +213,12 @@ def update_sample_background(
     *,
     n_samples: int = 20,
     min_matches: int = 2,
-    radius: float = 16.0,
+    radius: float = 8.0,
     spread_factor: float = 4.0,
+    blink_gain: float = 10.0,
     radius_step: float = 0.05,
     subsample: int = 16,
-    shadow: tuple = (0.5, 1.15),
+    shadow: tuple | None = None,
     shadow_distortion: float = 0.06,
     clean_size: int = 5,
     warmup: int = 1,
@@ -227,15 +246,21 @@ def update_sample_background(
     spread_factor : float
         The per-pixel threshold tends to ``spread_factor`` times the pixel's typical
         distance to its nearest sample (never below ``radius``).
+    blink_gain : float
+        A pixel that is often a speck the clean-up removes (``b``: running rate of
+        such specks) has its target threshold multiplied by ``1 + blink_gain * b``
+        (dynamic background; after SuBSENSE's blinking-pixel feedback); 0: off.
     radius_step : float
         Relative step by which a threshold moves toward that target per frame.
     subsample : int
         A background pixel replaces one of its samples with probability
         ``1 / subsample`` per frame, and as often pushes its value into a neighbour.
-    shadow : (float, float)
+    shadow : (float, float) or None
         Foreground whose brightness is this fraction (low, high) of the background's,
-        with the same chromaticity, is a shadow or a lighting change: background.
-        ``None`` turns the test off. Gray frames skip the test (no chromaticity).
+        with the same chromaticity, is a shadow or a lighting change: background
+        (e.g. ``(0.6, 1.0)`` for shadows). Off by default: on ground truth that does
+        not score shadows it only costs recall (dark objects on grey floors), see
+        Notes. Gray frames skip the test (no chromaticity).
     shadow_distortion : float
         Largest colour distortion of a shadow, relative to the background brightness.
     clean_size : int
@@ -280,6 +305,12 @@ def update_sample_background(
     within ``shadow`` and ``|x - r b| <= shadow_distortion * |b|`` (Horprasert-style
     brightness and colour distortion [3]_).
 
+    Defaults were chosen by pooled F-measure over two public sets with per-pixel
+    ground truth (SBI2015, 14 sequences; UCSD dynamic backgrounds, 18), the same
+    values for every sequence: ``radius`` 8 (16 loses 0.13 on SBI2015), ``blink_gain``
+    10 (0 loses 0.03 on UCSD), no shadow test (``(0.6, 1.0)`` loses 0.03 on SBI2015,
+    whose ground truth leaves shadows unscored, and gains nothing on UCSD).
+
     References
     ----------
     .. [1] O. Barnich and M. Van Droogenbroeck, "ViBe: A universal background
@@ -299,8 +330,8 @@ def update_sample_background(
     >>> frames = rng.normal(100, 3, (30, 32, 32, 3)).round().astype(np.uint8)
     >>> frames[25:, 8:16, 8:16] = (250, 40, 40)
     >>> state, fraction, _ = update_sample_background(None, frames)
-    >>> float(fraction[20]), float(fraction[27])
-    (0.0, 0.0625)
+    >>> float(fraction[20]), round(float(fraction[27]) * 32 * 32)  # 64 less 3 per corner
+    (0.0, 52)
     """
     xp = array_namespace(frames, xp=xp)
     if frames.ndim == 3:
@@ -314,15 +345,20 @@ def update_sample_background(
         raise ValueError(f"min_matches must be in 1..n_samples, got {min_matches}")
     if subsample < 1:
         raise ValueError(f"subsample must be >= 1, got {subsample}")
-    for name, value in (("radius", radius), ("spread_factor", spread_factor), ("radius_step", radius_step)):
+    for name, value in (
+        ("radius", radius),
+        ("spread_factor", spread_factor),
+        ("blink_gain", blink_gain),
+        ("radius_step", radius_step),
+    ):
         if not (math.isfinite(float(value)) and float(value) >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {value}")
     if radius <= 0:
         raise ValueError(f"radius must be > 0, got {radius}")
     if shadow is not None:
         low, high = (float(v) for v in shadow)
-        if not 0 <= low <= 1 <= high:
-            raise ValueError(f"shadow must be (low, high) with 0 <= low <= 1 <= high, got {shadow}")
+        if not 0 <= low < high:
+            raise ValueError(f"shadow must be (low, high) with 0 <= low < high, got {shadow}")
         shadow = (low, high)
     if int(clean_size) < 1 or int(clean_size) % 2 == 0:
         raise ValueError(f"clean_size must be an odd number >= 1, got {clean_size}")
@@ -349,6 +385,7 @@ def update_sample_background(
         min_matches=min_matches,
         radius=float(radius),
         spread_factor=float(spread_factor),
+        blink_gain=float(blink_gain),
         radius_step=float(radius_step),
         subsample=subsample,
         shadow=shadow,
@@ -422,7 +459,7 @@ def _drop_outliers(state, *, min_support, xp):
         state.samples[s] = xp.where((support[s] < min_support)[None], best_values, state.samples[s])
 
 
-def _step(state, frame, *, min_matches, radius, spread_factor, radius_step, subsample, shadow, shadow_distortion, clean_size, align, xp):
+def _step(state, frame, *, min_matches, radius, spread_factor, blink_gain, radius_step, subsample, shadow, shadow_distortion, clean_size, align, xp):
     """Judge one frame (H, W, C) against the model, then learn it; return the mask."""
     n = state.frames_seen
     state.frames_seen = n + 1
@@ -482,7 +519,12 @@ def _step(state, frame, *, min_matches, radius, spread_factor, radius_step, subs
         state.samples[0] = xp.moveaxis(frame, 2, 0)
         return reported
     state.spread = xp.where(background, xp.float32(0.95) * state.spread + xp.float32(0.05) * nearest, state.spread)
+    # Pixels that keep showing specks the clean-up has to remove (water, leaves)
+    # widen their threshold; an object's solid area does not count.
+    speck = (raw & background).astype(xp.float32)
+    state.blink = xp.float32(0.9) * state.blink + xp.float32(0.1) * speck
     target = xp.maximum(xp.float32(radius), xp.float32(spread_factor) * state.spread)
+    target = target * (1 + xp.float32(blink_gain) * state.blink)
     step = xp.float32(radius_step)
     state.radius = xp.where(state.radius < target, state.radius * (1 + step), state.radius * (1 - step))
     state.radius = xp.maximum(state.radius, xp.float32(radius))

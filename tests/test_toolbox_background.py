@@ -297,8 +297,8 @@ def test_samples_shadow_is_background_unless_the_test_is_off():
     shadowed[region] = (frames[region] * 0.6).round().astype(np.uint8)
     # Pixels the shadow darkens by more than the radius: what a test-less model flags.
     visible = np.count_nonzero(frames[31, 40:80, 40:100].astype(float).mean(axis=-1) * 0.4 > 20) / (H * W)
-    _, with_test, _ = update_sample_background(None, shadowed, warmup=WARMUP)
-    _, without, _ = update_sample_background(None, shadowed, warmup=WARMUP, shadow=None)
+    _, with_test, _ = update_sample_background(None, shadowed, warmup=WARMUP, shadow=(0.5, 1.0))
+    _, without, _ = update_sample_background(None, shadowed, warmup=WARMUP)
     assert visible > 0.05
     assert without[31] > 0.8 * visible
     assert with_test[31] < 0.05 * visible
@@ -386,7 +386,7 @@ def test_samples_errors():
         update_sample_background(None, frames[:0])
     with pytest.raises(ValueError, match="expected frames"):
         update_sample_background(None, frames[0, 0, 0])
-    for bad in (dict(n_samples=1), dict(min_matches=0), dict(radius=0), dict(subsample=0), dict(shadow=(1.2, 1.5)), dict(clean_size=2)):
+    for bad in (dict(n_samples=1), dict(min_matches=0), dict(radius=0), dict(subsample=0), dict(shadow=(0.9, 0.5)), dict(clean_size=2)):
         with pytest.raises(ValueError):
             update_sample_background(None, frames, **bad)
 
@@ -420,5 +420,12 @@ def test_background_frame_filters_each_channel_and_keeps_the_dtype():
     for ch in range(3):
         expected = ndimage.gaussian_filter(ndimage.median_filter(frame[:, :, ch], 3).astype(float), 1.0)
         assert np.abs(out[:, :, ch].astype(float) - expected).max() <= 0.5 + 1e-9
+    dim = (frame // 2 + 10).astype(np.uint8)
+    stretched = background_frame(dim, normalize="minmax")
+    assert stretched.dtype == np.uint8 and stretched.min() == 0 and stretched.max() == 255
+    # One stretch for all channels: their order at every pixel is kept.
+    assert_array_equal(np.argsort(stretched[5, 5]), np.argsort(dim[5, 5].astype(int), kind="stable"))
     with pytest.raises(ValueError, match="expected an image"):
         background_frame(frame[None])
+    with pytest.raises(ValueError, match="zscore"):
+        background_frame(frame, normalize="zscore")
