@@ -459,7 +459,22 @@ def _drop_outliers(state, *, min_support, xp):
         state.samples[s] = xp.where((support[s] < min_support)[None], best_values, state.samples[s])
 
 
-def _step(state, frame, *, min_matches, radius, spread_factor, blink_gain, radius_step, subsample, shadow, shadow_distortion, clean_size, align, xp):
+def _step(
+    state,
+    frame,
+    *,
+    min_matches,
+    radius,
+    spread_factor,
+    blink_gain,
+    radius_step,
+    subsample,
+    shadow,
+    shadow_distortion,
+    clean_size,
+    align,
+    xp,
+):
     """Judge one frame (H, W, C) against the model, then learn it; return the mask."""
     n = state.frames_seen
     state.frames_seen = n + 1

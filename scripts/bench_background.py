@@ -27,8 +27,9 @@ import numpy as np
 
 
 def _synthetic(n: int, size: tuple) -> np.ndarray:
-    import imageio.v3 as iio
     from importlib.resources import files
+
+    import imageio.v3 as iio
 
     w, h = size
     photo = iio.imread(files("framediff") / "data" / "astronaut.jpg")[:, :, :3].astype(np.float32)

@@ -69,7 +69,7 @@ class Counts:
     frames: int = 0
     seconds: float = 0.0
 
-    def add(self, other: "Counts") -> None:
+    def add(self, other: Counts) -> None:
         self.tp += other.tp
         self.fp += other.fp
         self.fn += other.fn
@@ -90,7 +90,9 @@ def _natural_key(text: str):
 
 
 def _images(folder: Path) -> list:
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES), key=lambda p: _natural_key(p.name))
+    return sorted(
+        (p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES), key=lambda p: _natural_key(p.name)
+    )
 
 
 def find_sequences(root, sets=None) -> list:
@@ -272,9 +274,19 @@ def evaluate_background(root, *, methods=DEFAULT_METHODS, sets=None, skip: int =
         for method in methods:
             counts = score_sequence(seq, method, skip=skip, max_frames=max_frames)
             pooled.setdefault((seq.set_name, method), Counts()).add(counts)
-            rows.append(_row(seq.set_name, seq.name, method, counts, len(seq.frames) if max_frames is None else min(len(seq.frames), max_frames)))
+            rows.append(
+                _row(
+                    seq.set_name,
+                    seq.name,
+                    method,
+                    counts,
+                    len(seq.frames) if max_frames is None else min(len(seq.frames), max_frames),
+                )
+            )
     for (set_name, method), counts in pooled.items():
-        total = sum(r["frames"] for r in rows if r["set"] == set_name and r["method"] == method and r["sequence"] != "pooled")
+        total = sum(
+            r["frames"] for r in rows if r["set"] == set_name and r["method"] == method and r["sequence"] != "pooled"
+        )
         rows.append(_row(set_name, "pooled", method, counts, total))
     return rows
 

@@ -17,6 +17,13 @@ from skimage import data
 
 from framediff.kernels import gpu_available, to_numpy
 from framediff.kernels.background import BackgroundModel, update_background
+from framediff.kernels.background_samples import (
+    SampleModel,
+    background_frame,
+    majority_filter,
+    update_sample_background,
+)
+from framediff.kernels.register import register_to, translate
 
 H, W = 120, 160
 SQUARE = 20
@@ -228,9 +235,6 @@ def test_gpu_matches_numpy(mode):
 
 # --- the sample-based colour model (update_sample_background) -------------------------
 
-from framediff.kernels.background_samples import SampleModel, majority_filter, update_sample_background  # noqa: E402
-from framediff.kernels.register import register_to, translate  # noqa: E402
-
 # A colour scene: the photograph in three differently tinted channels.
 COLOUR = np.stack([SCENE, SCENE * 0.8 + 20, SCENE * 0.6 + 40], axis=-1)
 
@@ -323,7 +327,9 @@ def test_samples_chunks_give_one_pass_results_and_state_is_untouched():
     parts, part_masks = [], []
     for start in range(0, N_FRAMES, 7):
         before = None if chunk_state is None else pickle.loads(pickle.dumps(chunk_state))
-        chunk_state, f, m = update_sample_background(chunk_state, frames[start : start + 7], warmup=WARMUP, return_masks=True)
+        chunk_state, f, m = update_sample_background(
+            chunk_state, frames[start : start + 7], warmup=WARMUP, return_masks=True
+        )
         parts.append(f)
         part_masks.append(m)
         if before is not None:
@@ -386,7 +392,14 @@ def test_samples_errors():
         update_sample_background(None, frames[:0])
     with pytest.raises(ValueError, match="expected frames"):
         update_sample_background(None, frames[0, 0, 0])
-    for bad in (dict(n_samples=1), dict(min_matches=0), dict(radius=0), dict(subsample=0), dict(shadow=(0.9, 0.5)), dict(clean_size=2)):
+    for bad in (
+        dict(n_samples=1),
+        dict(min_matches=0),
+        dict(radius=0),
+        dict(subsample=0),
+        dict(shadow=(0.9, 0.5)),
+        dict(clean_size=2),
+    ):
         with pytest.raises(ValueError):
             update_sample_background(None, frames, **bad)
 
@@ -398,7 +411,9 @@ def test_samples_gpu_matches_numpy():
 
     frames, _ = _colour_video(seed=12)
     state, fraction, masks = update_sample_background(None, frames, warmup=WARMUP, return_masks=True)
-    g_state, g_fraction, g_masks = update_sample_background(None, cupy.asarray(frames), warmup=WARMUP, return_masks=True)
+    g_state, g_fraction, g_masks = update_sample_background(
+        None, cupy.asarray(frames), warmup=WARMUP, return_masks=True
+    )
     # Same hash-driven updates; float32 sums may round a pixel at the threshold apart.
     assert (to_numpy(g_masks) != masks).mean() < 1e-3
     np.testing.assert_allclose(to_numpy(g_fraction), fraction, atol=1e-3)
@@ -406,8 +421,6 @@ def test_samples_gpu_matches_numpy():
 
 def test_background_frame_filters_each_channel_and_keeps_the_dtype():
     from scipy import ndimage
-
-    from framediff.kernels.background_samples import background_frame
 
     frame = np.clip(COLOUR + np.random.default_rng(8).normal(0, 5, COLOUR.shape), 0, 255).astype(np.uint8)
     assert_array_equal(background_frame(frame), frame)
