@@ -2,13 +2,14 @@
 
 Each pixel keeps ``n_samples`` past values of its background (ViBe [1]_); a pixel is
 background when at least ``min_matches`` of them lie within its own distance
-threshold, which grows where the background itself moves (water, leaves) and shrinks
-to a floor where it is still (PBAS [2]_). Background pixels replace a random sample
+threshold, which grows where the background itself moves (water, leaves) or keeps
+throwing up specks, and shrinks to a floor where it is still (PBAS [2]_). Background pixels replace a random sample
 now and then (a memory that fades slowly and absorbs slow lighting changes), and push
 their value into a random neighbour's model, so a region that stays background-like
-(a ghost, a parked car) is eaten from its edges. Foreground that is a darker (or a
-slightly brighter) copy of the background's colour is a shadow or a lighting change
-and counts as background. A 5x5 majority vote removes specks and fills pinholes.
+(a ghost, a parked car) is eaten from its edges. On request, foreground that is a
+darker (or a slightly brighter) copy of the background's colour is a shadow or a
+lighting change and counts as background. A 5x5 majority vote removes specks and
+fills pinholes.
 The model starts from the first ``n_samples`` frames themselves, keeping for each
 pixel only values that recur (a median-like start), so an object that is in the first
 frame and then moves away leaves no ghost.
