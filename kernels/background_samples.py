@@ -298,9 +298,12 @@ def update_sample_background(
     On background pixels, ``D <- 0.95 D + 0.05 min_i d_i`` and every pixel's ``R``
     moves by ``radius_step`` toward ``max(radius, spread_factor * D)``.
 
-    During the first ``n_samples`` frames a background pixel always stores the frame
-    in sample ``frames_seen`` (the model fills with real frames instead of the first
-    frame's neighbours); afterwards the slot and the updates are random as in ViBe.
+    During the first ``n_samples`` frames every pixel stores frame ``n`` as sample
+    ``n``, and a pixel is background when it matches at least half of the frames
+    stored so far. After the last of them, a sample that fewer than
+    ``max(min_matches, n_samples // 4)`` samples lie near (an object passing through)
+    is replaced by the pixel's best-supported sample. From then on the slot and the
+    updates are random, as in ViBe.
 
     Shadow test (colour, on the mean of the samples ``b``): ``r = <x, b> / |b|**2``
     within ``shadow`` and ``|x - r b| <= shadow_distortion * |b|`` (Horprasert-style
