@@ -14,6 +14,7 @@ from .demo import run_demo
 from .discover import SORT_ORDERS, discover
 from .errors import FramediffError
 from .modes import MODES, get_mode
+from .options import BG_METHODS, preset_default
 from .request import CLUSTER_FIELDS, GPU_DECODE, OPTION_FIELDS, REQUEST_FIELDS, default
 from .scan import run_scan
 
@@ -136,11 +137,16 @@ def _add_scan_arguments(p) -> None:
     p.add_argument("--link-kept", help="keyframes: symlink the kept images into this folder")
     b = p.add_argument_group("background mode")
     b.add_argument("--masks", help="write foreground masks as PNG files into this folder")
-    b.add_argument("--bg-method", choices=("ema", "window"), help="running mean/variance: ema (default) or window")
-    b.add_argument("--learning-rate", type=float, help="ema weight of a new frame (default 0.05)")
-    b.add_argument("--window", type=int, help="window mode: frames in the model (default 50)")
-    b.add_argument("--k", type=float, help="foreground outside mean +- k sigma (default 2)")
-    b.add_argument("--warmup", type=int, help="frames that only teach the model (default 10)")
+    b.add_argument(
+        "--bg-method",
+        choices=BG_METHODS,
+        help=f"background model: samples (colour, per-pixel adaptive), or running mean/variance ema or window "
+        f"(default {preset_default('bg_method')})",
+    )
+    b.add_argument("--learning-rate", type=float, help=f"ema weight of a new frame (default {preset_default('learning_rate')})")
+    b.add_argument("--window", type=int, help=f"window mode: frames in the model (default {preset_default('window')})")
+    b.add_argument("--k", type=float, help=f"ema/window: foreground outside mean +- k sigma (default {preset_default('k')})")
+    b.add_argument("--warmup", type=int, help=f"frames that only teach the model (default {preset_default('warmup')})")
     p.add_argument("--recursive", action="store_true", help="descend into subdirectories")
     p.add_argument("--sort", default=default("sort"), choices=SORT_ORDERS)
     p.add_argument("--preset", choices=("fast", "classic"), help="option set (default: fast)")

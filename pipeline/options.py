@@ -19,6 +19,10 @@ from .metrics import CLASSIC_METRICS, FAST_METRICS, parse_metrics
 
 __all__ = ["PAIR_NORMALIZATIONS", "PRESETS", "Options", "OptionsError", "make_options", "parse_size", "preset_default"]
 
+#: Background models of ``--mode background``: a sample-based colour model (ViBe-like,
+#: per-pixel adaptive thresholds; the default), or a running mean/variance per pixel.
+BG_METHODS = ("samples", "ema", "window")
+
 #: Exposure normalizations that need both images: b is matched to a.
 PAIR_NORMALIZATIONS = ("match", "meanstd")
 
@@ -109,7 +113,7 @@ class Options:
     moving_threshold: float = 0.5
     flow_corners: int = 500
     change_kind: bool = True
-    bg_method: str = "ema"
+    bg_method: str = "samples"
     learning_rate: float = 0.05
     window: int = 50
     k: float = 2.0
@@ -270,8 +274,8 @@ def _validate(opts: Options) -> None:
         raise OptionsError("moving_threshold", f"must be >= 0, got {opts.moving_threshold}")
     if opts.edges not in ("none", "sobel", "prewitt"):
         raise OptionsError("edges", f"must be none, sobel or prewitt, got {opts.edges!r}")
-    if opts.bg_method not in ("ema", "window"):
-        raise OptionsError("bg_method", f"must be ema or window, got {opts.bg_method!r}")
+    if opts.bg_method not in BG_METHODS:
+        raise OptionsError("bg_method", f"must be one of {', '.join(BG_METHODS)}, got {opts.bg_method!r}")
     if not 0 < opts.learning_rate <= 1:
         raise OptionsError("learning_rate", f"must be in (0, 1], got {opts.learning_rate}")
     if opts.window < 2 or opts.warmup < 1 or opts.k <= 0:

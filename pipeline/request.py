@@ -184,6 +184,7 @@ class ScanRequest:
         if self.mode.needs_threshold and not self.thresholds:
             raise ParameterError("thresholds", f": {self.mode.name} mode needs a threshold to decide which frames to keep")
         self._check_mode_options()
+        self.mode.check_options(self.options)
 
     def _check_output_format(self) -> None:
         """The output's extension decides the format; an unknown one is an error."""

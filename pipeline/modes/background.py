@@ -12,8 +12,10 @@ import pyarrow as pa
 
 from framediff import kernels as K
 from framediff.kernels.background import BackgroundModel, update_background
+from framediff.kernels.background_samples import SampleModel, background_frame, update_sample_background
 
 from ..atomic import atomic_path
+from ..errors import ParameterError
 from ..measure import error_row
 from ..rows import RowBuffer
 from .base import Inputs, Mode, Route
@@ -32,8 +34,16 @@ class Background(Mode):
     #: A frame is changed when over 1% of its pixels are foreground.
     default_thresholds = {"foreground_fraction": 0.01}
 
+    #: Per-frame exposure corrections the model can apply (``background_frame``).
+    normalizations = ("none", "minmax", "percentile")
+
     def threshold_metrics(self, options) -> tuple:
         return ("foreground_fraction",)
+
+    def check_options(self, options) -> None:
+        if options.normalize not in self.normalizations:
+            allowed = ", ".join(self.normalizations)
+            raise ParameterError("normalize", f"='{options.normalize}' does nothing in background mode (use {allowed})")
 
     def plan(self, inputs: Inputs, chunk_size: int):
         return plan_frames(inputs, chunk_size)
@@ -45,6 +55,9 @@ class Background(Mode):
         return Route.CHAIN
 
     def prepare(self, chunk, spec, device):
+        if spec.options.bg_method == "samples" and not spec.options.color:
+            # The sample model compares colours: decode RGB, not the luma of the JPEG.
+            spec = dataclasses.replace(spec, options=dataclasses.replace(spec.options, color=True))
         return decode_chunk(chunk, spec, device, raw_only=True)
 
     def link(self, chunk, spec, prepared, state, device):
@@ -61,24 +74,13 @@ class Background(Mode):
                 err = frames.errors[i]
                 error_row(rows, spec, i, None, i, err.kind, err.reason)
                 continue
-            raw = frames.raw(i)
-            gray = K.to_gray(raw, "luma") if raw.ndim == 3 else raw
-            if state is not None and tuple(state.mean.shape) != gray.shape:
-                h, w = state.mean.shape
-                reason = f"{gray.shape[1]}x{gray.shape[0]} differs from the model's {w}x{h}"
+            image = _model_frame(frames.xp.asarray(frames.raw(i)), opts, frames.xp)
+            if state is not None and tuple(_model_shape(state)) != tuple(image.shape[:2]):
+                h, w = _model_shape(state)
+                reason = f"{image.shape[1]}x{image.shape[0]} differs from the model's {w}x{h}"
                 error_row(rows, spec, i, None, i, "size-mismatch", reason)
                 continue
-            state, fraction, masks = update_background(
-                state,
-                frames.xp.asarray(gray)[None],
-                mode=opts.bg_method,
-                learning_rate=opts.learning_rate,
-                window=opts.window,
-                k=opts.k,
-                warmup=opts.warmup,
-                return_masks=mask_dir is not None,
-                xp=frames.xp,
-            )
+            state, fraction, masks = _update(state, image, opts, mask_dir is not None, frames.xp)
             value = float(K.to_numpy(fraction)[0])
             changed = bool(spec.thresholds.changed({"foreground_fraction": [value]})[0])
             note = "warm-up: learning the background" if np.isnan(value) else None
@@ -88,8 +90,8 @@ class Background(Mode):
                 pair=i,
                 index_b=i,
                 path_b=spec.names[i],
-                height=gray.shape[0],
-                width=gray.shape[1],
+                height=image.shape[0],
+                width=image.shape[1],
                 foreground_fraction=None if np.isnan(value) else value,
                 changed=changed,
                 status="ok",
@@ -104,7 +106,39 @@ class Background(Mode):
 
     def load_state(self, fields, arrays, inputs, spec, device):
         xp = K.resolve_device(device)
-        return BackgroundModel(**fields, **{k: xp.asarray(v) for k, v in arrays.items()})
+        model = SampleModel if "samples" in arrays else BackgroundModel
+        return model(**fields, **{k: xp.asarray(v) for k, v in arrays.items()})
+
+
+def _model_frame(raw, opts, xp):
+    """The frame as the model takes it, with the options' median, blur and exposure
+    correction applied: colour (H, W, C) for the sample model, gray (H, W) otherwise."""
+    if opts.bg_method != "samples" and raw.ndim == 3:
+        raw = K.to_gray(raw, "luma")
+    image = background_frame(raw, median=opts.median, blur=opts.blur, normalize=opts.normalize, xp=xp)
+    return image if opts.bg_method == "samples" else image[..., 0]
+
+
+def _model_shape(state) -> tuple:
+    return state.shape[:2] if isinstance(state, SampleModel) else tuple(state.mean.shape)
+
+
+def _update(state, image, opts, return_masks: bool, xp):
+    if opts.bg_method == "samples":
+        return update_sample_background(
+            state, image[None], warmup=opts.warmup, align=opts.align, return_masks=return_masks, xp=xp
+        )
+    return update_background(
+        state,
+        image[None],
+        mode=opts.bg_method,
+        learning_rate=opts.learning_rate,
+        window=opts.window,
+        k=opts.k,
+        warmup=opts.warmup,
+        return_masks=return_masks,
+        xp=xp,
+    )
 
 
 def _write_mask(mask_dir, name: str, mask: np.ndarray) -> None:

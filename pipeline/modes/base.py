@@ -110,6 +110,9 @@ class Mode:
         """The metrics a threshold may name in this mode."""
         return options.metrics
 
+    def check_options(self, options) -> None:
+        """Refuse measurement options this mode cannot honour (it never ignores one)."""
+
     def plan(self, inputs: Inputs, chunk_size: int) -> Iterator[Chunk]:
         """Yield the chunks of a scan, lazily (a plan can be large)."""
         raise TypeError(f"{self.name} mode plans no chunks")
