@@ -42,7 +42,9 @@ def _format_value(value) -> str:
 
 
 def _run_compare(args) -> int:
-    result = compare(args.a, args.b, preset=args.preset or "classic", **measurement_overrides(args))
+    result = compare(
+        args.a, args.b, preset=args.preset or "classic", file_timeout=args.file_timeout, **measurement_overrides(args)
+    )
     height, width = result.pop("shape")
     if args.json:
         # PSNR of identical images is Infinity, as Python's json (and pandas) write it.
@@ -83,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("b", help="image to compare with the reference")
     p.add_argument("--preset", choices=("classic", "fast"), help="option set (default: classic)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--file-timeout", type=float, help="seconds before a hung read is given up (a FIFO, a dead mount)")
     add_measurement_options(p)
     p.set_defaults(run=_run_compare)
 
@@ -111,6 +114,10 @@ def main(argv=None) -> int:
         return args.run(args)
     except (FramediffError, BackendError) as exc:
         print(f"framediff: error: {flag_text(str(exc), getattr(exc, 'parameter', None))}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # the output cannot be written: read-only, full, gone
+        where = exc.filename or "output"
+        print(f"framediff: error: {where}: {exc.strerror or exc} (nothing half-written was left as a report)", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("framediff: interrupted", file=sys.stderr)

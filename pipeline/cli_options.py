@@ -27,7 +27,8 @@ EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 EPILOG = """exit codes:
   0  every comparison succeeded
   1  some inputs could not be read or compared (scan: error rows in the report)
-  2  usage error, unusable option or device, or an unreadable input (compare, scan --strict)
+  2  usage error, unusable option or device, an output that cannot be written, or an
+     unreadable input (compare, scan --strict)
 """
 
 #: Parameters whose flag is not ``--`` + the name with dashes.

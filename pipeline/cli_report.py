@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from .cli_options import EPILOG, EXIT_OK
 from .errors import FramediffError
@@ -23,6 +24,8 @@ def _run_report(args) -> int:
     if args.top < 0:
         raise FramediffError(f"--top must be >= 0, got {args.top}")
     output = args.output or _default_output(args.report)
+    if os.path.realpath(output) == os.path.realpath(args.report):
+        raise FramediffError(f"{output}: the page would replace the report it is made from; choose another -o")
     try:
         path = write_html_report(args.report, output, top=args.top, plots_dir=args.plots, root=args.root)
     except OSError as exc:  # the page or a plot could not be written

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -40,7 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .errors import FramediffError
+from .errors import FramediffError, ParameterError
 
 __all__ = [
     "BATCH_SYSTEMS",
@@ -586,6 +587,7 @@ def _connect(s: ClusterSettings, security, *, address=None, scheduler_file=None)
     timeout = s.connect_timeout
     if scheduler_file is not None:
         _wait_for_file(scheduler_file, timeout)
+        _check_scheduler_file(scheduler_file)
         target = f"the scheduler of {scheduler_file}"
         connect = dict(scheduler_file=scheduler_file)
     else:
@@ -600,6 +602,36 @@ def _connect(s: ClusterSettings, security, *, address=None, scheduler_file=None)
         yield client
     finally:
         client.close()
+
+
+def _check_scheduler_file(path) -> None:
+    """A scheduler file is JSON naming the scheduler's address (what ``dask scheduler
+    --scheduler-file`` writes); anything else is one line, not an assertion deep in
+    distributed."""
+    try:
+        info = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise FramediffError(f"--scheduler-file {path}: not a Dask scheduler file ({exc})") from None
+    if not isinstance(info, dict) or not isinstance(info.get("address"), str):
+        raise FramediffError(f"--scheduler-file {path}: holds no scheduler address (written by 'dask scheduler'?)")
+    check_address(info["address"], "--scheduler-file")
+
+
+def check_address(address: str, where: str = "scheduler") -> None:
+    """Refuse a scheduler address that is not ``PROTOCOL://HOST:PORT``.
+
+    Raises
+    ------
+    FramediffError
+        A missing or non-numeric port, or no host.
+    """
+    protocol, sep, rest = address.partition("://")
+    host, colon, port = rest.rpartition(":")
+    if not sep or not protocol or not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        detail = f"{address!r}: expected PROTOCOL://HOST:PORT, such as tcp://10.0.0.5:8786"
+        if where == "scheduler":
+            raise ParameterError("scheduler", detail)
+        raise FramediffError(f"{where} {detail}")
 
 
 def _wait_for_file(path, timeout: float) -> None:

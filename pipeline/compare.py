@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -10,8 +11,9 @@ from framediff import kernels as K
 from framediff.kernels.shape import ShapeMismatchError
 
 from .decode import DecodeError, check_finite, downscale
-from .engine import measure_pair_images, read_frame_typed
-from .errors import InputError
+from .engine import measure_pair_images
+from .errors import InputError, ParameterError
+from .frames import read_with_timeout
 from .options import Options, make_options
 
 __all__ = ["compare", "load_gray", "load_gray_typed"]
@@ -23,7 +25,7 @@ def load_gray(source, opts: Options, label: str | None = None) -> np.ndarray:
     return load_gray_typed(source, opts, label)[0]
 
 
-def load_gray_typed(source, opts: Options, label: str | None = None) -> tuple[np.ndarray, np.dtype]:
+def load_gray_typed(source, opts: Options, label: str | None = None, *, timeout=None) -> tuple[np.ndarray, np.dtype]:
     """A 2-D gray image from a path or an array, and the dtype it was decoded as.
 
     Raises
@@ -36,7 +38,7 @@ def load_gray_typed(source, opts: Options, label: str | None = None) -> tuple[np
         try:
             # A copy: a JPEG may come back in the decoder's reused buffer, which reading
             # the other image of the pair would overwrite.
-            image, decoded = read_frame_typed(source, opts)
+            image, decoded = read_with_timeout(os.fspath(source), opts, None, timeout)
             return np.array(image, copy=True), decoded
         except DecodeError as exc:
             raise InputError(source, exc.kind, exc.reason) from None
@@ -66,7 +68,9 @@ def _label(source, fallback):
     return str(source) if isinstance(source, (str, os.PathLike)) else fallback
 
 
-def compare(a, b, *, metrics=None, preset: str = "classic", options: Options | None = None, **overrides) -> dict:
+def compare(
+    a, b, *, metrics=None, preset: str = "classic", options: Options | None = None, file_timeout=None, **overrides
+) -> dict:
     """Compare two images and return every requested metric.
 
     Parameters
@@ -81,6 +85,8 @@ def compare(a, b, *, metrics=None, preset: str = "classic", options: Options | N
     options : Options, optional
         A ready options object (the one a scan uses); ``metrics`` and ``overrides``
         are applied on top of it (``preset`` cannot be combined with it).
+    file_timeout : float, optional
+        Seconds before reading a file is given up (a FIFO, a dead network mount).
     **overrides
         Any :class:`~framediff.options.Options` field: ``gray``, ``normalize``,
         ``tol``, ``bins``, ``scale``, ``device``...
@@ -102,8 +108,10 @@ def compare(a, b, *, metrics=None, preset: str = "classic", options: Options | N
     """
     opts = _options(options, preset, metrics, overrides)
     xp = K.resolve_device(opts.device)
-    image_a, decoded_a = load_gray_typed(a, opts, "<array a>")
-    image_b, decoded_b = load_gray_typed(b, opts, "<array b>")
+    if file_timeout is not None and not (isinstance(file_timeout, (int, float)) and 0 < file_timeout < math.inf):
+        raise ParameterError("file_timeout", f"must be a positive number of seconds, got {file_timeout!r}")
+    image_a, decoded_a = load_gray_typed(a, opts, "<array a>", timeout=file_timeout)
+    image_b, decoded_b = load_gray_typed(b, opts, "<array b>", timeout=file_timeout)
     source_dtype = decoded_a
     if image_a.dtype != image_b.dtype or decoded_a != decoded_b:
         image_a, image_b = _common_dtype(image_a, image_b)

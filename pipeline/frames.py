@@ -21,7 +21,7 @@ from .engine import FrameStack, fit_frame, prepare_stack, read_frame_typed
 from .gpu import decode_on_device, pinned_empty
 from .options import Options
 
-__all__ = ["Frames", "KeptFrame"]
+__all__ = ["Frames", "KeptFrame", "read_with_timeout"]
 
 
 class KeptFrame(NamedTuple):
@@ -245,14 +245,14 @@ _TRANSIENT = frozenset({"unreadable"})
 def _read_with_retries(path, opts, slot, retries: int, timeout):
     for attempt in range(retries + 1):
         try:
-            return _read_with_timeout(path, opts, slot, timeout)
+            return read_with_timeout(path, opts, slot, timeout)
         except DecodeError as exc:
             if exc.kind not in _TRANSIENT or attempt == retries:
                 raise
             time.sleep(min(2.0, 0.05 * 2**attempt))
 
 
-def _read_with_timeout(path, opts, slot, timeout):
+def read_with_timeout(path, opts, slot, timeout):
     """``read_frame``, given up after ``timeout`` seconds (a hung mount, a FIFO).
 
     The decode runs in a daemon thread: a read that never returns is abandoned (it

@@ -32,7 +32,7 @@ from .decode import DecodeError, read_image
 from .errors import FramediffError
 from .metrics import ALL_METRICS, CHANNELS, HIGHER_IS_SIMILAR
 from .modes import MODES
-from .report import sidecar_path as _sidecar
+from .report import legacy_sidecar_path, sidecar_path
 
 __all__ = ["write_html_report"]
 
@@ -75,6 +75,14 @@ border:1px dashed #b3261e;color:#b3261e;font-size:12px;padding:4px;overflow:hidd
 .note{color:#5a6270;font-size:12px}details{margin:8px 0}summary{cursor:pointer;font-weight:600}
 """
 
+
+
+
+def _sidecar(report_path, suffix: str) -> Path:
+    """A sidecar of the report; where it is missing, the place older reports used."""
+    path = sidecar_path(report_path, suffix)
+    legacy = legacy_sidecar_path(report_path, suffix)
+    return legacy if not path.exists() and legacy.exists() else path
 
 def _e(value) -> str:
     """Text from the data, escaped for HTML element content and attribute values."""

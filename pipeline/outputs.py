@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 from .atomic import atomic_path, write_json_atomic
 from .errors import FramediffError
 from .remote import filesystem, upload
-from .report import csv_safe, sidecar_path
+from .report import csv_safe, format_for, sidecar_path
 
-__all__ = ["Staging", "check_kept_destination", "materialise_kept", "write_keep_list", "write_sidecars"]
+__all__ = ["Staging", "check_kept_destination", "check_outputs", "materialise_kept", "write_keep_list", "write_sidecars"]
 
 
 class Staging:
@@ -65,6 +65,46 @@ def write_keep_list(path, names) -> None:
     """The kept frames' report names, one per line."""
     with atomic_path(Path(path)) as tmp:
         Path(tmp).write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
+
+
+def check_outputs(request, paths) -> None:
+    """Refuse, before any work, outputs that would overwrite an input or each other.
+
+    The report, its sidecars (events, summary), the HTML page, the keep-list and the
+    folders of masks and kept frames must be distinct files, none of them an input.
+
+    Raises
+    ------
+    FramediffError
+        Naming the two colliding paths.
+    """
+    if request.output is None or not request.local_output:
+        return
+    report = Path(request.output)
+    fmt = format_for(report, request.format)
+    summary = Path(request.summary) if request.summary is not None else sidecar_path(report, ".summary.json")
+    named = {
+        "output": report,
+        "events sidecar": sidecar_path(report, f".events.{fmt}"),
+        "summary": summary,
+        "html": request.html,
+        "keep_list": request.keep_list,
+        "masks": request.masks,
+        "copy_kept": request.copy_kept,
+        "link_kept": request.link_kept,
+    }
+    seen = {}
+    for what, path in named.items():
+        if path is None:
+            continue
+        real = os.path.realpath(path)
+        if real in seen:
+            raise FramediffError(f"{what} {path} is also the {seen[real]}: give each output its own name")
+        seen[real] = what
+    inputs = {os.path.realpath(p) for p in paths if "://" not in str(p)}
+    for real, what in seen.items():
+        if real in inputs:
+            raise FramediffError(f"{what} {real} is one of the inputs: framediff does not write over an input")
 
 
 def check_kept_destination(target, paths, *, link: bool) -> None:

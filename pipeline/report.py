@@ -105,6 +105,23 @@ def csv_ready(table: pa.Table) -> pa.Table:
     return csv_floats(csv_safe(table))
 
 
+def report_marker(path) -> Path:
+    """The mark framediff leaves next to a partitioned report folder it wrote: only a
+    folder with it is ever replaced (``overwrite``)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.framediff-report")
+
+
+def _check_replaceable(path: Path, partitioned: bool) -> None:
+    """Refuse, before any work, to replace what framediff did not write."""
+    if path.is_symlink():
+        raise FramediffError(f"{path}: is a symbolic link; framediff does not replace it (name the target itself)")
+    if partitioned and not (path.is_dir() and report_marker(path).is_file()):
+        raise FramediffError(f"{path}: exists and is not a partitioned report framediff wrote; it is not replaced")
+    if not partitioned and not path.is_file():
+        raise FramediffError(f"{path}: exists and is not a report file; it is not replaced")
+
+
 class ReportWriter:
     """Streams tables into a report in the order they are given.
 
@@ -130,8 +147,10 @@ class ReportWriter:
         meta = dict(schema.metadata or {})
         meta[b"framediff"] = json.dumps(json_safe(metadata), default=str, allow_nan=False).encode()
         self.schema = schema.with_metadata(meta)
-        if self.path.exists() and not overwrite:
-            raise FramediffError(f"{self.path}: already exists (use overwrite=True to replace it)")
+        if self.path.exists() or self.path.is_symlink():
+            if not overwrite:
+                raise FramediffError(f"{self.path}: already exists (use overwrite=True to replace it)")
+            _check_replaceable(self.path, partitioned)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         self._writer = None
@@ -168,8 +187,10 @@ class ReportWriter:
             if self._part == 0:
                 self._write_single(self.tmp / f"part-{0:06d}.{self.fmt}", self.schema.empty_table())
             if self.path.exists():
-                shutil.rmtree(self.path) if self.path.is_dir() else self.path.unlink()
+                _check_replaceable(self.path, partitioned=True)  # still ours at the end
+                shutil.rmtree(self.path)
             os.replace(self.tmp, self.path)
+            report_marker(self.path).write_text(f"{self.path.name} was written by framediff; overwrite replaces it\n")
             return self.path
         if self._writer is None:
             self._write_single(self.tmp, self.schema.empty_table())
@@ -198,7 +219,19 @@ def _csv_schema(schema: pa.Schema) -> pa.Schema:
 
 
 def sidecar_path(report_path, suffix: str) -> Path:
-    """A file next to the report: ``cam.parquet`` + ``.events.csv`` -> ``cam.events.csv``."""
+    """A file next to the report, named after all of its name:
+    ``cam.parquet`` + ``.events.parquet`` -> ``cam.parquet.events.parquet``.
+
+    The whole name, so that ``cam.parquet`` and ``cam.csv`` in one folder never share a
+    summary or an events table.
+    """
+    report_path = Path(report_path)
+    return report_path.with_name(report_path.name + suffix)
+
+
+def legacy_sidecar_path(report_path, suffix: str) -> Path:
+    """Where reports of framediff 0.1 put a sidecar: the report's name without its
+    ``.parquet``/``.csv`` suffix, + ``suffix`` (read for older reports only)."""
     report_path = Path(report_path)
     base = report_path.name
     for ext in (".parquet", ".csv"):

@@ -35,7 +35,7 @@ from .manifest import inputs_digest
 from .modes import Inputs
 from .modes.reference import resolve_reference
 from .options import Options
-from .outputs import Staging, check_kept_destination, materialise_kept, write_keep_list, write_sidecars
+from .outputs import Staging, check_kept_destination, check_outputs, materialise_kept, write_keep_list, write_sidecars
 from .plan import read_pair_list
 from .report import format_for
 from .request import ScanRequest
@@ -122,6 +122,7 @@ def plan_stage(request: ScanRequest, found: Discovery) -> _Planned:
         reference=resolve_reference(request.reference, names, paths) if mode.uses_reference else None,
         pairs=read_pair_list(request.pair_list, names) if request.pair_list is not None else None,
     )
+    check_outputs(request, paths)
     for target, link in ((request.copy_kept, False), (request.link_kept, True)):
         if target is not None:
             check_kept_destination(target, paths, link=link)

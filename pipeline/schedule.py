@@ -24,7 +24,7 @@ import pyarrow as pa
 from dask import delayed
 
 from .chunk_task import run_chunk
-from .cluster import open_cluster
+from .cluster import check_address, open_cluster
 from .errors import ParameterError
 from .modes import Route
 
@@ -44,6 +44,8 @@ def check_scheduler(scheduler) -> None:
         raise ParameterError(
             "scheduler", f": unknown scheduler {scheduler!r}; choose threads, processes, synchronous or tcp://host:port"
         )
+    if isinstance(scheduler, str) and "://" in scheduler:
+        check_address(scheduler, "scheduler")
 
 
 def execute(chunks, spec, *, scheduler="threads", workers=None, device="cpu", on_table, shared_frame=None, initial_state=None):

@@ -152,7 +152,7 @@ def test_scan_events_with_min_length_and_gap(steps_dir, tmp_path, chunk_size, mi
     )
     assert spans(result.events) == expected
     assert result.summary["events"] == len(expected)
-    events = pq.read_table(tmp_path / "r.events.parquet").to_pylist()
+    events = pq.read_table(tmp_path / "r.parquet.events.parquet").to_pylist()
     assert [(e["first_index"], e["last_index"], e["n_changed"]) for e in events] == expected
     assert all(e["first_path"] == f"img_{e['first_index']:03d}.png" for e in events)
     assert all(e["first_index"] <= e["peak_index"] <= e["last_index"] for e in events)
@@ -165,7 +165,7 @@ def test_cli_event_options(capsys, steps_dir, tmp_path):
     )
     assert code == 0, err
     assert ", 3 events;" in stdout
-    summary = json.loads((tmp_path / "r.summary.json").read_text())
+    summary = json.loads((tmp_path / "r.csv.summary.json").read_text())
     assert summary["events"] == 3 and summary["changed"] == len(STEPS)
-    events = pd.read_csv(tmp_path / "r.events.csv")
+    events = pd.read_csv(tmp_path / "r.csv.events.csv")
     assert list(zip(events["first_index"], events["last_index"])) == [(3, 4), (12, 14), (18, 20)]

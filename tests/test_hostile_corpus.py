@@ -222,7 +222,7 @@ def test_the_cli_scans_the_corpus_without_a_traceback(corpus, tmp_path, capfd):
 
     table = pq.read_table(report)
     assert table.num_rows == len(expected) - 1
-    summary = json.loads(report.with_name("report.summary.json").read_text(encoding="utf-8"))
+    summary = json.loads(report.with_name("report.parquet.summary.json").read_text(encoding="utf-8"))
     want = expected_rows(expected)
     assert summary["ok"] == sum(1 for status, _, _ in want.values() if status == "ok")
     assert summary["errors"] == table.num_rows - summary["ok"]

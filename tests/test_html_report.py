@@ -110,7 +110,7 @@ def test_page_is_self_contained_and_escapes_names(page):
 
 
 def test_page_has_summary_plots_thumbnails_and_errors(page, scanned):
-    summary = json.loads((scanned / "report.summary.json").read_text())
+    summary = json.loads((scanned / "report.parquet.summary.json").read_text())
     parsed = _parse(page)
     imgs = [attrs for tag, attrs in parsed.tags if tag == "img"]
     plots = [a for a in imgs if a.get("class") == "plot"]
@@ -149,7 +149,7 @@ def test_csv_partitioned_report_with_plots_dir(scanned, tmp_path):
 
 def test_without_sidecars_the_summary_is_computed(scanned, tmp_path):
     shutil.copy(scanned / "report.parquet", tmp_path / "alone.parquet")
-    summary = json.loads((scanned / "report.summary.json").read_text())
+    summary = json.loads((scanned / "report.parquet.summary.json").read_text())
     page = write_html_report(tmp_path / "alone.parquet", tmp_path / "alone.html", top=2).read_text()
     text = " ".join("".join(_parse(page).text).split())
     assert "computed from the report" in text

@@ -41,7 +41,7 @@ def test_memory_urls_in_and_out(frames):
     table = pq.read_table(io.BytesIO(fs.cat("/out/cam.parquet")))
     assert table.num_rows == 39
     assert table.column("path_b").to_pylist()[0] == "frame_00002.jpg"
-    assert fs.exists("/out/cam.summary.json") and fs.exists("/out/cam.events.parquet")
+    assert fs.exists("/out/cam.parquet.summary.json") and fs.exists("/out/cam.parquet.events.parquet")
     local = run_scan(frames, options=framediff.make_options("fast"), collect=True).table()
     assert table.drop_columns([]).select(local.column_names).equals(local.replace_schema_metadata(table.schema.metadata))
 

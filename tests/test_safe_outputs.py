@@ -157,7 +157,7 @@ def expected_path_a(order: list) -> list:
 def test_the_scan_finishes_with_one_error_row(run):
     # The only failure is evil.jpg, a pickle named like an image.
     assert run.codes == [1, 1]
-    summary = json.loads((run.out / "report.summary.json").read_text(encoding="utf-8"))
+    summary = json.loads((run.out / "report.csv.summary.json").read_text(encoding="utf-8"))
     assert summary["errors_by_kind"] == {"not-an-image": 1}
     assert summary["skipped_non_image"] == 3  # the .pkl files
 
@@ -190,7 +190,7 @@ def test_csv_round_trips_every_name_and_neutralises_formulas(run):
 
 def test_events_cover_the_trigger_frames_by_name(run):
     rows = {r["path_b"]: r for r in pq.read_table(run.out / "report.parquet").to_pylist()}
-    events = pq.read_table(run.out / "report.events.parquet").to_pylist()
+    events = pq.read_table(run.out / "report.parquet.events.parquet").to_pylist()
     for name in {REPORT_NAMES[n] for n in TRIGGERS} - {run.order[0]}:
         index = run.order.index(name)
         assert rows[name]["changed"], name
@@ -202,7 +202,7 @@ def test_events_cover_the_trigger_frames_by_name(run):
 
 
 def test_the_events_csv_neutralises_formulas_too(run):
-    with open(run.out / "report.events.csv", newline="", encoding="utf-8") as fh:
+    with open(run.out / "report.csv.events.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert rows
     for row in rows:
@@ -211,7 +211,7 @@ def test_the_events_csv_neutralises_formulas_too(run):
 
 
 def test_the_json_summary_is_valid_utf8_json(run):
-    raw = (run.out / "report.summary.json").read_bytes()
+    raw = (run.out / "report.csv.summary.json").read_bytes()
     summary = json.loads(raw.decode("utf-8"))
     assert Path(summary["report"]).parent == run.out
     assert Path(summary["events_report"]).parent == run.out
@@ -245,11 +245,12 @@ def test_nothing_is_written_outside_the_output_directory(run):
     written = sorted(os.fsdecode(k) for k in run.after if k.startswith(out + b"/"))
     assert written == [
         "out/report.csv",
-        "out/report.events.csv",
-        "out/report.events.parquet",
+        "out/report.csv.events.csv",
+        "out/report.csv.summary.json",
         "out/report.html",
         "out/report.parquet",
-        "out/report.summary.json",
+        "out/report.parquet.events.parquet",
+        "out/report.parquet.summary.json",
     ]
 
 

@@ -126,7 +126,7 @@ def test_parquet_metadata_carries_options_and_thresholds(parquet_run):
 
 def test_summary_json_sits_next_to_the_report(parquet_run, timelapse):
     _, out = parquet_run
-    summary = json.loads(out.with_name("report.summary.json").read_text())
+    summary = json.loads(out.with_name("report.parquet.summary.json").read_text())
     assert SUMMARY_KEYS <= set(summary)
     assert summary["inputs"] == 40 and summary["comparisons"] == 39
     assert summary["skipped_non_image"] == 1
@@ -141,11 +141,11 @@ def test_summary_json_sits_next_to_the_report(parquet_run, timelapse):
 
 def test_events_table_is_written_and_matches_the_known_events(parquet_run, timelapse):
     _, out = parquet_run
-    events = pq.read_table(out.with_name("report.events.parquet"))
+    events = pq.read_table(out.with_name("report.parquet.events.parquet"))
     assert events.column_names == EVENT_COLUMNS
-    summary = json.loads(out.with_name("report.summary.json").read_text())
+    summary = json.loads(out.with_name("report.parquet.summary.json").read_text())
     assert events.num_rows == summary["events"]
-    assert Path(summary["events_report"]) == out.with_name("report.events.parquet")
+    assert Path(summary["events_report"]) == out.with_name("report.parquet.events.parquet")
     spans = list(zip(events.column("first_index").to_pylist(), events.column("last_index").to_pylist()))
     for known in timelapse.events:
         if known.kind != "corrupt":
@@ -165,8 +165,8 @@ def test_csv_report_reads_back_and_equals_the_parquet_one(capsys, frames_dir, pa
     pd.testing.assert_frame_equal(df[numeric], expected[numeric], check_dtype=False, rtol=1e-12)
     assert df["path_b"].tolist() == expected["path_b"].tolist()
     assert df["changed"].fillna(False).astype(bool).tolist() == expected["changed"].fillna(False).tolist()
-    assert (tmp_path / "report.events.csv").exists() and (tmp_path / "report.summary.json").exists()
-    assert pd.read_csv(tmp_path / "report.events.csv").columns.tolist() == EVENT_COLUMNS
+    assert (tmp_path / "report.csv.events.csv").exists() and (tmp_path / "report.csv.summary.json").exists()
+    assert pd.read_csv(tmp_path / "report.csv.events.csv").columns.tolist() == EVENT_COLUMNS
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
@@ -212,7 +212,7 @@ def test_custom_summary_path(capsys, frames_dir, tmp_path):
     code, _, err = run_cli(capsys, ["scan", frames_dir, "-o", tmp_path / "r.parquet", "--summary", summary, "-q"])
     assert code == 1, err
     assert json.loads(summary.read_text())["inputs"] == 40
-    assert not (tmp_path / "r.summary.json").exists()
+    assert not (tmp_path / "r.parquet.summary.json").exists()
 
 
 def test_keyframes_keep_list_copy_and_link(capsys, tmp_path):
@@ -240,7 +240,7 @@ def test_keyframes_keep_list_copy_and_link(capsys, tmp_path):
     report = pq.read_table(tmp_path / "key.parquet")
     assert report.column_names[-1] == "kept"
     assert [n for n, k in zip(report.column("path_b").to_pylist(), report.column("kept").to_pylist()) if k] == expected
-    assert json.loads((tmp_path / "key.summary.json").read_text())["kept"] == 4
+    assert json.loads((tmp_path / "key.parquet.summary.json").read_text())["kept"] == 4
 
 
 def test_help_mentions_the_exit_codes(capsys):
@@ -283,8 +283,8 @@ def test_framediff_scan_in_a_real_process(frames_dir, tmp_path):
     assert "40 images, 39 comparisons: 38 ok, 1 failed" in result.stdout
     report = tmp_path / "out" / "report.csv"
     assert pd.read_csv(report).columns.tolist() == FAST_COLUMNS
-    assert (tmp_path / "out" / "report.summary.json").exists()
-    assert (tmp_path / "out" / "report.events.csv").exists()
+    assert (tmp_path / "out" / "report.csv.summary.json").exists()
+    assert (tmp_path / "out" / "report.csv.events.csv").exists()
 
 
 def test_framediff_demo_finds_every_known_event(tmp_path):

@@ -639,7 +639,7 @@ def test_background_options_reach_the_model(background_video, tmp_path, capsys):
     assert all(r["foreground_fraction"] is None for r in rows[:20])
     assert all(abs(r["foreground_fraction"] - BG_TRUE) <= 0.1 * BG_TRUE for r in rows[20:])
     assert not any(r["changed"] for r in rows)  # the explicit threshold is used
-    summary = json.loads((tmp_path / "report.summary.json").read_text())
+    summary = json.loads((tmp_path / "report.parquet.summary.json").read_text())
     assert summary["options"]["bg_method"] == "window" and summary["options"]["window"] == 12
     assert summary["options"]["k"] == 3.0 and summary["options"]["learning_rate"] == 0.2
 
@@ -844,7 +844,7 @@ def test_cli_scan_options_equal_api_options(colour_sequence, tmp_path, capsys):
             "--edges", "prewitt", "--metrics", "l1,edge_change", "--resize", "100x80", "--crop", "topleft"]  # fmt: skip
     code, table, err = _cli_scan(capsys, tmp_path, colour_sequence, *args)
     assert code == 0, err
-    summary = json.loads((tmp_path / "report.summary.json").read_text())
+    summary = json.loads((tmp_path / "report.parquet.summary.json").read_text())
     df = framediff.scan(
         colour_sequence, align=True, upsample=4, color=True, normalize="match", blur=0.5, median=3, edges="prewitt",
         metrics="l1,edge_change", resize="100x80", crop="topleft",

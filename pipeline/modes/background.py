@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+from collections import Counter
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -85,7 +87,7 @@ class Background(Mode):
             changed = bool(spec.thresholds.changed({"foreground_fraction": [value]})[0])
             note = "warm-up: learning the background" if np.isnan(value) else None
             if mask_dir is not None and masks is not None and not np.isnan(value):
-                _write_mask(mask_dir, spec.names[i], K.to_numpy(masks[0]))
+                _write_mask(mask_dir, mask_name(spec.names, i), K.to_numpy(masks[0]))
             rows.add(
                 pair=i,
                 index_b=i,
@@ -141,12 +143,25 @@ def _update(state, image, opts, return_masks: bool, xp):
     )
 
 
+@functools.lru_cache(maxsize=4)
+def _shared_stems(names: tuple) -> frozenset:
+    stems = Counter(os.path.splitext(n)[0] for n in names)
+    return frozenset(s for s, count in stems.items() if count > 1)
+
+
+def mask_name(names: tuple, index: int) -> str:
+    """The mask file of frame ``index``: ``f7.mask.png`` for ``f7.jpg``, or
+    ``f7.jpg.mask.png`` when another frame shares the stem (``f7.png``)."""
+    stem = os.path.splitext(names[index])[0]
+    return (names[index] if stem in _shared_stems(names) else stem) + ".mask.png"
+
+
 def _write_mask(mask_dir, name: str, mask: np.ndarray) -> None:
-    """Write a foreground mask as an 8-bit PNG named after the frame, inside mask_dir."""
+    """Write a foreground mask as an 8-bit PNG named ``name``, inside mask_dir."""
     root = Path(mask_dir).resolve()
-    target = (root / (os.path.splitext(name)[0] + ".mask.png")).resolve()
+    target = (root / name).resolve()
     if root not in target.parents:  # a crafted name must not escape the folder
-        target = root / (Path(name).name + ".mask.png")
+        target = root / Path(name).name
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target, suffix=".png") as tmp:
         iio.imwrite(tmp, mask.astype(np.uint8) * 255, extension=".png")
