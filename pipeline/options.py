@@ -261,7 +261,7 @@ def _validate(opts: Options) -> None:
         raise OptionsError("crop", f"must be center or topleft, got {opts.crop!r}")
     size = parse_size(opts.resize)
     if size is not None and size[0] * size[1] > opts.max_pixels:
-        raise OptionsError("resize", f"{opts.resize} has more pixels than max_pixels ({opts.max_pixels})")
+        raise OptionsError("resize", f"{opts.resize} has more pixels than max_pixels={opts.max_pixels} allows")
     if not 1 <= opts.upsample <= _MAX_UPSAMPLE:
         raise OptionsError("upsample", f"must be in 1..{_MAX_UPSAMPLE}, got {opts.upsample}")
     if not 0 <= opts.blur <= _MAX_BLUR:
