@@ -24,6 +24,8 @@ def _run_report(args) -> int:
     if args.top < 0:
         raise FramediffError(f"--top must be >= 0, got {args.top}")
     output = args.output or _default_output(args.report)
+    if os.path.isdir(output):
+        raise FramediffError(f"{output}: is a folder; name the page file (-o {os.path.join(output, 'report.html')})")
     if os.path.realpath(output) == os.path.realpath(args.report):
         raise FramediffError(f"{output}: the page would replace the report it is made from; choose another -o")
     try:

@@ -81,7 +81,7 @@ def scan_parameters(args: argparse.Namespace) -> dict:
     """The :func:`framediff.run_scan` keyword arguments that ``args`` spell."""
     names = set(OPTION_FIELDS) | set(REQUEST_FIELDS) | set(CLUSTER_FIELDS) | set(_RENAMED) | {"preset"}
     params = {_RENAMED.get(k, k): v for k, v in given(args, names).items()}
-    for flag in ("recursive", "partitioned", "overwrite", "resume", "strict"):
+    for flag in ("recursive", "partitioned", "overwrite", "resume", "strict", "keep_list0"):
         if not params.get(flag):
             params.pop(flag, None)  # store_true flags left off: the API's own default
     params.setdefault("output", "framediff-report.csv" if args.format == "csv" else "framediff-report.parquet")
@@ -133,6 +133,7 @@ def _add_scan_arguments(p) -> None:
     p.add_argument("--event-min-length", type=int, default=default("event_min_length"), help=f"changed comparisons an event needs (default {default('event_min_length')})")
     p.add_argument("--event-gap", type=int, default=default("event_gap"), help=f"unchanged comparisons allowed inside an event (default {default('event_gap')})")
     p.add_argument("--keep-list", help="keyframes: write the kept images' paths to this file")
+    p.add_argument("--keep-list0", action="store_true", help="write the keep list NUL-separated (for xargs -0)")
     p.add_argument("--copy-kept", help="keyframes: copy the kept images into this folder")
     p.add_argument("--link-kept", help="keyframes: symlink the kept images into this folder")
     b = p.add_argument_group("background mode")

@@ -132,7 +132,8 @@ class Frames:
         try:
             image, self.sources[index] = _read_with_retries(path, self.opts, slot, self.retries, self.timeout)
         except DecodeError as exc:
-            self.errors[index] = exc
+            # A listing's relative names resolve against its folder: say where we looked.
+            self.errors[index] = DecodeError(exc.kind, f"{exc.reason}: {path}") if exc.kind == "missing" else exc
             return False
         image, action = fit_frame(image, self.opts)
         if action:

@@ -61,12 +61,12 @@ def measure_planned(frames: Frames, planned, spec: ScanSpec, rows: RowBuffer, no
                 continue
             (ha, wa), (hb, wb) = frames.shape(a), frames.shape(b)
             reason = f"{wb}x{hb} differs from {wa}x{ha} of {spec.names[a]} (see --resize, --crop)"
-            error_row(rows, spec, pair, a, b, "size-mismatch", reason)
+            error_row(rows, spec, pair, a, b, "size-mismatch", reason, notes.get(pair))
             continue
         sa, pos_a = frames.lookup(a)
         sb, pos_b = frames.lookup(b)
         if reason := incomparable(sa, sb):  # e.g. a 16-bit PNG after 8-bit JPEGs
-            error_row(rows, spec, pair, a, b, "not-comparable", f"{reason} of {spec.names[a]}")
+            error_row(rows, spec, pair, a, b, "not-comparable", f"{reason} of {spec.names[a]}", notes.get(pair))
             continue
         groups.setdefault((id(sa), id(sb)), [sa, sb, []])[2].append((pair, a, b, pos_a, pos_b))
     outcome = {}
@@ -107,10 +107,10 @@ def _measure_single(frames, pair, a, b, spec, rows, notes, thresholds) -> dict:
         raw_a, raw_b, action = reconcile_pair(frames.raw(a), frames.raw(b), opts)
         values = measure_pair_images(raw_a, raw_b, opts, frames.xp, shape_action=action, source_dtype=source_a)
     except ShapeMismatchError as exc:
-        error_row(rows, spec, pair, a, b, "size-mismatch", str(exc))
+        error_row(rows, spec, pair, a, b, "size-mismatch", str(exc), notes.get(pair))
         return {}
     except ValueError as exc:  # e.g. no overlap left after alignment
-        error_row(rows, spec, pair, a, b, "not-comparable", str(exc))
+        error_row(rows, spec, pair, a, b, "not-comparable", str(exc), notes.get(pair))
         return {}
     if "shape_action" in values and frames.actions.keys() & {a, b}:
         values["shape_action"] = "; ".join(p for p in (_shape_action(frames, a, b), values["shape_action"]) if p != "none") or "none"
@@ -149,6 +149,7 @@ def error_row(rows, spec, pair, a, b, kind, reason, note=None):
         index_b=b,
         path_a=None if a is None else spec.names[a],
         path_b=spec.names[b],
+        changed=False,  # a real boolean column: nothing was measured; status says why
         status="error",
         error_kind=kind,
         error=reason,

@@ -61,10 +61,19 @@ def write_sidecars(report_path, fmt: str, grouper, summary: dict, summary_path=N
     write_json_atomic(summary_path or sidecar_path(report_path, ".summary.json"), summary)
 
 
-def write_keep_list(path, names) -> None:
-    """The kept frames' report names, one per line."""
+def write_keep_list(path, names, *, nul: bool = False) -> None:
+    """The kept frames' report names, one per line, or NUL-terminated with ``nul``.
+
+    A name holding a newline would split across lines: such a list is refused unless
+    NUL-separated (``keep_list0=True``, for ``xargs -0``).
+    """
+    if not nul:
+        odd = next((n for n in names if "\n" in n or "\r" in n), None)
+        if odd is not None:
+            raise FramediffError(f"{odd!r}: a kept name holds a line break; write the list with keep_list0=True")
+    end = "\0" if nul else "\n"
     with atomic_path(Path(path)) as tmp:
-        Path(tmp).write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
+        Path(tmp).write_text("".join(f"{name}{end}" for name in names), encoding="utf-8", errors="surrogateescape")
 
 
 def check_outputs(request, paths) -> None:

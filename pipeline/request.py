@@ -76,7 +76,9 @@ class ScanRequest:
     event_min_length, event_gap : int
         Changed comparisons an event needs; unchanged ones allowed inside it.
     keep_list, copy_kept, link_kept : path or None
-        Modes that keep frames: the kept frames' names, copies or links.
+        Modes that keep frames: the kept frames' names (one per line), copies or links.
+    keep_list0 : bool
+        Write the keep-list NUL-separated (for ``xargs -0``): names may hold newlines.
     masks : path or None
         Modes that compute foreground masks: a folder for them as PNG files.
     strict : bool
@@ -117,6 +119,7 @@ class ScanRequest:
     event_min_length: int = 1
     event_gap: int = 0
     keep_list: object = None
+    keep_list0: bool = False
     copy_kept: object = None
     link_kept: object = None
     masks: object = None

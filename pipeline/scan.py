@@ -192,7 +192,7 @@ def finish_stage(planned: _Planned, sink: ReportSink, report, staging, wall: flo
         report = summary["report"] = staging.url
     kept = [inputs.names[i] for i in sink.kept]
     if request.keep_list is not None:
-        write_keep_list(request.keep_list, kept)
+        write_keep_list(request.keep_list, kept, nul=request.keep_list0)
     for target, link in ((request.copy_kept, False), (request.link_kept, True)):
         if target is not None:
             kept_files = [(planned.found.relative_path(inputs.paths[i]), inputs.paths[i]) for i in sink.kept]

@@ -308,3 +308,65 @@ def test_api_mistakes_name_the_parameter(frames, call, message):
 def test_thresholds_as_one_string_are_parsed_not_iterated(frames):
     df = framediff.scan(frames, thresholds="l1=5", scheduler="synchronous")
     assert df.attrs["summary"]["thresholds"] == {"l1": 5.0}
+
+
+# -- C.17, C.18, D.25 and the write errors ----------------------------------------------------------
+
+
+def test_changed_is_a_real_boolean_column_and_the_readme_filter_works(frames):
+    df = framediff.scan(frames, scheduler="synchronous")
+    assert df["changed"].dtype == bool and (df["status"] == "error").any()
+    assert not df.loc[df.status == "error", "changed"].any()
+    assert len(df[df.changed]) == int(df["changed"].sum()) > 0
+
+
+def test_background_mode_applies_blur_median_and_normalize_and_refuses_zscore(frames):
+    plain = framediff.scan(frames, mode="background", bg_method="ema", scheduler="synchronous")
+    blurred = framediff.scan(frames, mode="background", bg_method="ema", blur=2.0, median=3, scheduler="synchronous")
+    a, b = plain.foreground_fraction.to_numpy(float), blurred.foreground_fraction.to_numpy(float)
+    assert not np.array_equal(np.nan_to_num(a, nan=-1), np.nan_to_num(b, nan=-1))
+    assert blurred.attrs["summary"]["options"]["blur"] == 2.0
+    with pytest.raises(framediff.FramediffError, match="normalize ='zscore' does nothing in background mode"):
+        framediff.scan(frames, mode="background", normalize="zscore")
+
+
+def test_a_missing_file_of_a_listing_shows_the_path_tried(tmp_path, frames):
+    listing = tmp_path / "lists" / "frames.txt"
+    listing.parent.mkdir()
+    listing.write_text(f"{sorted(frames.glob('*.jpg'))[0]}\nnot-here.jpg\n")
+    df = framediff.scan(listing, scheduler="synchronous")
+    row = df[df.error_kind == "missing"].iloc[0]
+    assert row.error == f"no such file: {tmp_path / 'lists' / 'not-here.jpg'}"
+
+
+def test_keep_list_names_with_line_breaks_need_the_nul_separated_list(tmp_path, frames):
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    for i, path in enumerate(sorted(frames.glob("*.jpg"))[:6]):
+        (odd / (f"line\nbreak_{i}.jpg" if i == 3 else path.name)).write_bytes(path.read_bytes())
+    common = dict(mode="keyframes", thresholds={"l0_fraction": 0.0}, scheduler="synchronous")
+    with pytest.raises(framediff.FramediffError, match="line break; write the list with keep_list0=True"):
+        framediff.run_scan(odd, keep_list=tmp_path / "k.txt", **common)
+    framediff.run_scan(odd, keep_list=tmp_path / "k0.txt", keep_list0=True, **common)
+    names = (tmp_path / "k0.txt").read_text().split("\0")[:-1]
+    assert "line\nbreak_3.jpg" in names and len(names) == 6
+
+
+def test_report_to_a_folder_is_one_line(capsys, frames, tmp_path):
+    _cli(capsys, "scan", frames, "-o", tmp_path / "r.parquet", "-q")
+    code, err = _cli(capsys, "report", tmp_path / "r.parquet", "-o", tmp_path)
+    assert code == 2 and "is a folder; name the page file" in err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.parametrize("errno_", [28, 30], ids=["disk full", "read-only"])
+def test_an_output_that_cannot_be_written_is_one_line_and_leaves_no_report(capsys, frames, tmp_path, monkeypatch, errno_):
+    import pyarrow.parquet as pq_module
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno_, os.strerror(errno_), str(tmp_path / "r.parquet"))
+
+    monkeypatch.setattr(pq_module.ParquetWriter, "write_table", refuse)
+    code, err = _cli(capsys, "scan", frames, "-o", tmp_path / "r.parquet")
+    assert code == 2 and err.count("\n") == 1 and os.strerror(errno_) in err
+    assert not (tmp_path / "r.parquet").exists()

@@ -50,7 +50,7 @@ class Keyframes(Mode):
                 continue
             if state is None:  # the first readable frame is kept; nothing to compare it with
                 state = frames.keep(i)
-                rows.add(pair=i, index_b=i, path_b=spec.names[i], status="ok", kept=True, note="first frame: kept")
+                rows.add(pair=i, index_b=i, path_b=spec.names[i], changed=False, status="ok", kept=True, note="first frame: kept")
                 continue
             frames.add_kept(state)
             before = len(rows)
