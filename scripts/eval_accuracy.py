@@ -1,0 +1,322 @@
+"""Accuracy of framediff's decisions on real sequences with ground truth, side by side.
+
+Usage::
+
+    python scripts/eval_accuracy.py ROOT [--decisions today|stage|both] [--limit N]
+
+ROOT holds (any part may be missing):
+
+``cuts/<clip>/`` frames of a clip, and ``cuts/<clip>.truth.json``
+    ``{"cuts": [...], "transitions": [...]}``: the first frame of each new shot, and a
+    frame inside (or at the black/white end of) each fade or dissolve.
+``neardup/same/<group>/``
+    every consecutive pair is the same picture (other codec or format).
+``neardup/diff/<group>/``
+    every consecutive pair is a different picture.
+``webcam/<camera>/``
+    a fixed camera, files named so that natural order is capture order.
+
+It drives framediff through ``framediff.scan(...)`` (consecutive and keyframes mode,
+defaults). ``today`` scores the rows as framediff writes them now; ``stage`` applies
+:class:`framediff.decide.DecisionStage` to the same rows, with the per-pair features
+recomputed from the files (``framediff.decide.pair_features``), as the task will once the
+stage is wired into the write path. Next to them: PySceneDetect ``detect-content`` and
+``detect-adaptive`` on the same frame files, and their speed.
+
+Printed per set and pooled: cut and transition precision / recall / F1 (+-1 frame),
+near-duplicate decisions, kept fraction in keyframes mode, the count of rows whose
+``changed`` contradicts ``change_kind``, and seconds per clip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import framediff
+from framediff.decide import DEFAULT_KEEP_ON, DecisionStage, file_digest, pair_features
+
+TOL = 1  # frames either side for a cut to count as found
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".psd"}
+
+
+def frames_of(folder: Path) -> list[Path]:
+    from framediff.discover import natural_key
+
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: natural_key(p.name))
+
+
+def gray(path: Path) -> np.ndarray | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("L"))
+    except Exception:  # an unreadable file is an error row in framediff too
+        return None
+
+
+# -- scoring -------------------------------------------------------------------
+def prf(found: list[int], truth: list[int], tol: int = TOL) -> tuple[int, int, int]:
+    """(true positives, false positives, false negatives), one-to-one within ``tol``."""
+    left = sorted(truth)
+    tp = 0
+    for f in sorted(found):
+        hit = next((t for t in left if abs(t - f) <= tol), None)
+        if hit is not None:
+            left.remove(hit)
+            tp += 1
+    return tp, len(found) - tp, len(left)
+
+
+def span_prf(events: list[tuple[int, int]], truth: list[int], tol: int = 2) -> tuple[int, int, int]:
+    """Transition events (first, last frame) against truth frames inside them (+-tol)."""
+    left = sorted(truth)
+    tp = fp = 0
+    for lo, hi in events:
+        hits = [t for t in left if lo - tol <= t <= hi + tol]
+        if hits:
+            left.remove(hits[0])
+            tp += 1
+        else:
+            fp += 1
+    return tp, fp, len(left)
+
+
+def f1(tp: int, fp: int, fn: int) -> str:
+    p = tp / (tp + fp) if tp + fp else 1.0
+    r = tp / (tp + fn) if tp + fn else 1.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return f"P {p:.2f} R {r:.2f} F1 {f:.2f} ({tp}/{tp + fn}, {fp} false)"
+
+
+def contradictions(df: pd.DataFrame) -> int:
+    """Measured rows whose ``changed`` disagrees with ``change_kind``."""
+    ok = df[df["status"] == "ok"]
+    kind = ok["change_kind"].fillna("none")
+    return int(((ok["changed"] == True) & (kind == "none")).sum() + ((ok["changed"] != True) & (kind != "none")).sum())  # noqa: E712
+
+
+def events_of(df: pd.DataFrame, kind: str) -> list[tuple[int, int]]:
+    """Runs of consecutive rows of ``kind`` as (first frame, last frame)."""
+    rows = df[df["change_kind"] == kind].sort_values("index_b")
+    events, start, prev = [], None, None
+    for a, b in zip(rows["index_a"], rows["index_b"]):
+        if prev is not None and a == prev:
+            prev = b
+            continue
+        if start is not None:
+            events.append((start, prev))
+        start, prev = a, b
+    if start is not None:
+        events.append((start, prev))
+    return events
+
+
+# -- the two deciders ----------------------------------------------------------
+def scan_rows(folder: Path, **kw) -> tuple[pd.DataFrame, float]:
+    t = time.perf_counter()
+    df = framediff.scan(str(folder), scheduler="synchronous", **kw)
+    return df, time.perf_counter() - t
+
+
+def with_stage(df: pd.DataFrame, folder: Path, *, sensitivity="normal") -> tuple[pd.DataFrame, float]:
+    """The stage's decisions on ``df``'s rows, features recomputed from the files.
+
+    Returns the decided rows and the seconds spent on features and decisions alone
+    (decoding excluded: in the task the frames are already decoded).
+    """
+    cache: dict[str, np.ndarray | None] = {}
+    feats, spent = [], 0.0
+    for row in df.itertuples():
+        f = {}
+        if row.status == "ok" and isinstance(row.path_a, str):
+            for p in (row.path_a, row.path_b):
+                if p not in cache:
+                    cache[p] = gray(folder / p)
+            a, b = cache[row.path_a], cache[row.path_b]
+            if a is not None and b is not None and a.shape == b.shape:
+                t = time.perf_counter()
+                f = pair_features(a, b, data_range=255, sensitivity=sensitivity)
+                spent += time.perf_counter() - t
+        feats.append(f)
+        if len(cache) > 8:  # consecutive rows: keep only the frames still needed
+            for key in list(cache)[:-4]:
+                del cache[key]
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    names = sorted({k for f in feats for k in f})
+    for name in names:
+        table = table.append_column(name, pa.array([f.get(name) for f in feats]))
+    t = time.perf_counter()
+    stage = DecisionStage(sensitivity=sensitivity)
+    parts = [stage.feed(table.slice(k, 64)) for k in range(0, table.num_rows, 64)]
+    parts.append(stage.finish())
+    spent += time.perf_counter() - t
+    out = pa.concat_tables([p for p in parts if p.num_rows]).to_pandas()
+    return out, spent
+
+
+def keyframes_stage(folder: Path, keep_on=DEFAULT_KEEP_ON) -> tuple[list[bool], dict]:
+    """Keyframes with the stage's in-chain decision; byte-identical files first."""
+    paths = frames_of(folder)
+    stage = DecisionStage(sequence=False)
+    kept, counts = [], {"byte_identical": 0}
+    ref = ref_digest = None
+    for p in paths:
+        img, digest = gray(p), file_digest(p)
+        if img is None:
+            kept.append(False)
+            continue
+        if ref is None or img.shape != ref.shape:
+            kept.append(True)
+            ref, ref_digest = img, digest
+            continue
+        if digest == ref_digest:
+            counts["byte_identical"] += 1
+            kept.append(False)
+            continue
+        f = pair_features(ref, img, data_range=255)
+        kind = stage.classify({k[5:]: v for k, v in f.items()})
+        counts[kind] = counts.get(kind, 0) + 1
+        keep = kind in keep_on
+        kept.append(keep)
+        if keep:
+            ref, ref_digest = img, digest
+    return kept, counts
+
+
+# -- PySceneDetect on the same frame files --------------------------------------
+def scenedetect_cuts(folder: Path, detector: str) -> tuple[list[int], float]:
+    import cv2
+    from scenedetect import AdaptiveDetector, ContentDetector
+    from scenedetect.common import FrameTimecode
+
+    det = AdaptiveDetector() if detector == "adaptive" else ContentDetector()
+    cuts = []
+    t = time.perf_counter()
+    for i, p in enumerate(frames_of(folder)):
+        img = cv2.imread(str(p))
+        cuts += det.process_frame(FrameTimecode(i, fps=25.0), img)
+    cuts += det.post_process(FrameTimecode(i, fps=25.0)) if hasattr(det, "post_process") else []
+    return [c.frame_num for c in cuts], time.perf_counter() - t
+
+
+# -- the sets ------------------------------------------------------------------
+def eval_cuts(root: Path, which: tuple, pooled: dict) -> None:
+    print("\n## Cuts and transitions (consecutive mode, +-1 frame for cuts)")
+    for truth_file in sorted((root / "cuts").glob("*.truth.json")):
+        name = truth_file.name[: -len(".truth.json")]
+        folder = root / "cuts" / name
+        truth = json.loads(truth_file.read_text())
+        df, t_scan = scan_rows(folder)
+        n = len(df)
+        print(f"\n{name}: {n + 1} frames, truth {len(truth['cuts'])} cuts, {len(truth['transitions'])} transitions")
+        deciders = []
+        if "today" in which:
+            deciders.append(("framediff today", df, t_scan))
+        if "stage" in which:
+            decided, t_feat = with_stage(df, folder)
+            deciders.append(("framediff stage", decided, t_scan + t_feat))
+        for label, rows, secs in deciders:
+            cuts = sorted(rows.loc[rows["change_kind"] == "cut", "index_b"].astype(int))
+            c = prf(cuts, truth["cuts"])
+            tr = span_prf(events_of(rows, "transition"), truth["transitions"])
+            bad = contradictions(rows)
+            pooled.setdefault(label, [0] * 7)
+            pooled[label] = [x + y for x, y in zip(pooled[label], (*c, *tr, bad))]
+            print(f"  {label:18s} cut {f1(*c)} | transition {f1(*tr)} | contradictions {bad} | {secs:.1f} s")
+        for det in ("content", "adaptive"):
+            cuts, secs = scenedetect_cuts(folder, det)
+            c = prf(cuts, truth["cuts"])
+            label = f"scenedetect {det}"
+            pooled.setdefault(label, [0] * 7)
+            pooled[label] = [x + y for x, y in zip(pooled[label], (*c, 0, 0, 0, 0))]
+            print(f"  {label:18s} cut {f1(*c)} | (cuts only) | {secs:.1f} s")
+
+
+def eval_neardup(root: Path, which: tuple) -> None:
+    print("\n## Near-duplicates (consecutive mode, default decision)")
+    totals = {}
+    for kind in ("same", "diff"):
+        for folder in sorted((root / "neardup" / kind).glob("*")):
+            df, _ = scan_rows(folder)
+            variants = []
+            if "today" in which:
+                variants.append(("today", df))
+            if "stage" in which:
+                variants.append(("stage", with_stage(df, folder)[0]))
+            for label, rows in variants:
+                ok = rows[rows["status"] == "ok"]
+                changed = int((ok["changed"] == True).sum())  # noqa: E712
+                t = totals.setdefault((label, kind), [0, 0, 0, 0])
+                t[0] += len(ok)
+                t[1] += changed
+                t[2] += len(rows) - len(ok)
+                t[3] += contradictions(rows)
+    for (label, kind), (n, changed, errors, bad) in sorted(totals.items()):
+        if kind == "same":
+            print(f"  {label:6s} same picture: {n - changed}/{n} unchanged ({(n - changed) / max(n, 1):.1%}),"
+                  f" {errors} error rows, contradictions {bad}")
+        else:
+            print(f"  {label:6s} different pictures: {changed}/{n} changed ({changed / max(n, 1):.1%}),"
+                  f" contradictions {bad}")
+
+
+def eval_webcams(root: Path, which: tuple) -> None:
+    print("\n## Keyframes on fixed webcams (defaults)")
+    for folder in sorted((root / "webcam").glob("*")):
+        n = len(frames_of(folder))
+        line = f"  {folder.name:12s} {n:3d} frames:"
+        if "today" in which:
+            df, _ = scan_rows(folder, mode="keyframes")
+            kept = int(df["kept"].fillna(False).sum())
+            cons, _ = scan_rows(folder)
+            kinds = cons["change_kind"].value_counts().to_dict()
+            line += f" today kept {kept}/{n}, consecutive kinds {kinds}, contradictions {contradictions(cons)};"
+        if "stage" in which:
+            kept, counts = keyframes_stage(folder)
+            cons, _ = scan_rows(folder)
+            decided, _ = with_stage(cons, folder)
+            kinds = decided["change_kind"].value_counts().to_dict()
+            names = [p.name for p, k in zip(frames_of(folder), kept) if k]
+            line += (f" stage kept {sum(kept)}/{n} (keyframe kinds {counts}), consecutive kinds {kinds},"
+                     f" contradictions {contradictions(decided)}; kept: {', '.join(names[:6])}{' ...' if len(names) > 6 else ''}")
+        print(line)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--decisions", choices=("today", "stage", "both"), default="both")
+    parser.add_argument("--sets", default="cuts,neardup,webcam")
+    args = parser.parse_args(argv)
+    if not args.root.is_dir():
+        print(f"eval_accuracy: {args.root}: not a folder", file=sys.stderr)
+        return 2
+    which = ("today", "stage") if args.decisions == "both" else (args.decisions,)
+    sets = set(args.sets.split(","))
+    print("# framediff accuracy (timings on this machine, as loaded as it is)")
+    pooled: dict = {}
+    if "cuts" in sets and (args.root / "cuts").is_dir():
+        eval_cuts(args.root, which, pooled)
+        print("\n  pooled:")
+        for label, (tp, fp, fn, ttp, tfp, tfn, bad) in pooled.items():
+            extra = f" | transition {f1(ttp, tfp, tfn)} | contradictions {bad}" if label.startswith("framediff") else ""
+            print(f"  {label:18s} cut {f1(tp, fp, fn)}{extra}")
+    if "neardup" in sets and (args.root / "neardup").is_dir():
+        eval_neardup(args.root, which)
+    if "webcam" in sets and (args.root / "webcam").is_dir():
+        eval_webcams(args.root, which)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
