@@ -42,6 +42,8 @@ _FLAT_STD = 0.01
 _LEVELS = 256
 #: Thumbnail side for comparing frames that are several rows apart (transitions).
 THUMB_SIDE = 16
+#: Blur whose residual is the texture compared inside changed regions (reduced pixels).
+_TEXTURE_SIGMA = 2.0
 #: Highest per-pixel level the noise may set (fraction of the range).
 _MAX_LEVEL = 0.1
 
@@ -181,8 +183,9 @@ def decision_features(
         robust standard deviation (1.4826 MAD) of the lighting residual.
         ``area``, ``regions``, ``largest``: changed regions of the lighting residual
         (fraction of the frame, count, largest). ``region_corr``: correlation of
-        the two frames inside those regions (1.0 without regions): high when light
-        changed on the same things, low when something new is there. ``shift``, ``align_peak``: phase
+        the two frames' texture (what a 2-pixel blur removes) inside those regions
+        (1.0 without regions): high when light changed on the same things, low when
+        something new is there. ``shift``, ``align_peak``: phase
         correlation of the reduced frames (pixels at the reduced scale, peak in
         0..1). ``area_shifted``: changed-region area after also undoing the shift.
         ``flat_a``, ``flat_b``: 1.0 when the frame is flat (a black or grey card).
@@ -243,9 +246,14 @@ def decision_features(
     threshold = max(level, min(noise_factor * noise, _MAX_LEVEL))
     min_pixels = max(4.0, min_area * sa.size)
     out["area"], out["regions"], out["largest"], mask = _regions(residual, threshold, min_pixels, xp)
-    # Inside the changed regions: light falling on the same things keeps their
-    # pattern (high correlation); a new object replaces it.
-    out["region_corr"] = _masked_corr(sa, sb, mask, xp) if mask is not None and out["area"] > 0 else 1.0
+    # Inside the changed regions: light falling on the same things keeps their texture
+    # (the high-pass parts correlate, whatever the local gain); a new object replaces it.
+    if mask is not None and out["area"] > 0:
+        texture_a = sa - gaussian_blur(sa, _TEXTURE_SIGMA, xp=xp)
+        texture_b = sb - gaussian_blur(sb, _TEXTURE_SIGMA, xp=xp)
+        out["region_corr"] = _masked_corr(texture_a, texture_b, mask, xp)
+    else:
+        out["region_corr"] = 1.0
 
     shift_y, shift_x = float(shift_y), float(shift_x)
     out["shift"] = float(np.hypot(shift_y, shift_x))

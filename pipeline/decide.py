@@ -56,6 +56,7 @@ __all__ = [
     "KINDS",
     "SENSITIVITIES",
     "DecisionStage",
+    "KeyframeChain",
     "file_digest",
     "pair_features",
     "parse_keep_on",
@@ -201,7 +202,7 @@ class DecisionStage:
     the mean-difference floor is max(0.02, median + 4 x 1.4826 MAD of the recent rows);
     a cut needs correlation under 0.5 over at least 30 % of the frame and (after 5
     rows) a decorrelation 3 x the recent median; lighting explains regions whose
-    pattern correlates above 0.9; an extreme pair (correlation under 0.05) on both
+    texture correlates above 0.9; an extreme pair (correlation under 0.05) on both
     sides of a frame makes it corrupt.
     """
 
@@ -350,7 +351,12 @@ class DecisionStage:
     def _gradual(self, row) -> bool:
         """A step that may belong to a fade or dissolve: global, small, not a cut."""
         f = row.get("_f")
-        if f is None or row["change_kind"] not in ("none", "lighting", "transition"):
+        if f is None:
+            return False
+        # The last step into (or first out of) a blank card may be large: it still ends
+        # (or starts) a fade when the steps next to it are gradual.
+        to_blank = row["change_kind"] == "cut" and (f["flat_a"] > 0) != (f["flat_b"] > 0)
+        if row["change_kind"] not in ("none", "lighting", "transition") and not to_blank:
             return False
         blank = f["flat_a"] > 0 and f["flat_b"] > 0  # no noise at all on a blank card
         return f["l1"] >= (self.blank_step if blank else self.drift_step)
@@ -397,15 +403,63 @@ class DecisionStage:
         return _corr(first, last) < self.cut_corr and float(np.abs(first - last).mean()) >= self.fade_span / 2
 
 
+class KeyframeChain:
+    """The keyframes decision in chain order: each frame against the last kept one.
+
+    Byte-identical files are recognised by their digest before any pixel is looked
+    at and never kept; otherwise the pair's kind (:meth:`DecisionStage.classify`)
+    decides, and a frame is kept when its kind is in ``keep_on``.
+
+    Parameters
+    ----------
+    sensitivity : {'low', 'normal', 'high'} or float
+    keep_on : str or iterable of str, optional
+        Kinds that keep a frame; default :data:`DEFAULT_KEEP_ON` (content, shift+content,
+        cut, transition: lighting and shake alone do not keep a frame).
+
+    Attributes
+    ----------
+    counts : dict
+        Decisions so far by kind, with ``byte_identical`` for exact repeats.
+    """
+
+    def __init__(self, *, sensitivity="normal", keep_on=None):
+        self.sensitivity = sensitivity
+        self.stage = DecisionStage(sensitivity=sensitivity, sequence=False)
+        self.keep_on = parse_keep_on(keep_on)
+        self.counts: dict[str, int] = {"byte_identical": 0}
+        self._ref = None
+        self._digest = None
+
+    def offer(self, frame, digest: str, *, data_range: float = 255.0) -> tuple[bool, str | None]:
+        """Decide one readable frame; returns ``(kept, change_kind)``.
+
+        The first frame (or one whose shape differs from the kept frame) is kept with
+        kind ``None``: there is nothing to compare it with.
+        """
+        if self._ref is None or frame.shape != self._ref.shape:
+            self._ref, self._digest = frame, digest
+            return True, None
+        if digest == self._digest:
+            self.counts["byte_identical"] += 1
+            return False, "none"
+        features = pair_features(self._ref, frame, data_range=data_range, sensitivity=self.sensitivity)
+        kind = self.stage.classify({k[len(FEATURE_PREFIX):]: v for k, v in features.items()})
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        kept = kind in self.keep_on
+        if kept:
+            self._ref, self._digest = frame, digest
+        return kept, kind
+
+
 def _follows(r: dict, s: dict) -> bool:
     return r.get("index_b") is not None and r.get("index_b") == s.get("index_a")
 
 
 def _report_schema(schema: pa.Schema) -> pa.Schema:
-    keep = [f for f in schema if not f.name.startswith(FEATURE_PREFIX)]
+    """The input schema without working columns; ``changed`` bool, ``change_kind`` string."""
+    fixed = {"changed": pa.bool_(), "change_kind": pa.string()}
+    keep = [pa.field(f.name, fixed.get(f.name, f.type)) for f in schema if not f.name.startswith(FEATURE_PREFIX)]
     names = [f.name for f in keep]
-    if "change_kind" not in names:
-        keep.append(pa.field("change_kind", pa.string()))
-    if "changed" not in names:
-        keep.append(pa.field("changed", pa.bool_()))
+    keep += [pa.field(n, t) for n, t in fixed.items() if n not in names]
     return pa.schema(keep)

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 import framediff
-from framediff.decide import DEFAULT_KEEP_ON, DecisionStage, file_digest, pair_features
+from framediff.decide import DecisionStage, KeyframeChain, file_digest, pair_features
 
 TOL = 1  # frames either side for a cut to count as found
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".psd"}
@@ -164,33 +164,14 @@ def with_stage(df: pd.DataFrame, folder: Path, *, sensitivity="normal") -> tuple
     return out, spent
 
 
-def keyframes_stage(folder: Path, keep_on=DEFAULT_KEEP_ON) -> tuple[list[bool], dict]:
-    """Keyframes with the stage's in-chain decision; byte-identical files first."""
-    paths = frames_of(folder)
-    stage = DecisionStage(sequence=False)
-    kept, counts = [], {"byte_identical": 0}
-    ref = ref_digest = None
-    for p in paths:
-        img, digest = gray(p), file_digest(p)
-        if img is None:
-            kept.append(False)
-            continue
-        if ref is None or img.shape != ref.shape:
-            kept.append(True)
-            ref, ref_digest = img, digest
-            continue
-        if digest == ref_digest:
-            counts["byte_identical"] += 1
-            kept.append(False)
-            continue
-        f = pair_features(ref, img, data_range=255)
-        kind = stage.classify({k[5:]: v for k, v in f.items()})
-        counts[kind] = counts.get(kind, 0) + 1
-        keep = kind in keep_on
-        kept.append(keep)
-        if keep:
-            ref, ref_digest = img, digest
-    return kept, counts
+def keyframes_stage(folder: Path) -> tuple[list[bool], dict]:
+    """Keyframes with the stage's in-chain decision (:class:`KeyframeChain`)."""
+    chain = KeyframeChain()
+    kept = []
+    for p in frames_of(folder):
+        img = gray(p)
+        kept.append(False if img is None else chain.offer(img, file_digest(p))[0])
+    return kept, chain.counts
 
 
 # -- PySceneDetect on the same frame files --------------------------------------
