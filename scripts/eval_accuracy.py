@@ -273,11 +273,68 @@ def eval_webcams(root: Path, which: tuple) -> None:
         print(line)
 
 
+EXPECTED = {"object": ("content",), "light-on": ("lighting",), "light-off": ("lighting",), "shake": ("shift", "shift+content")}
+
+
+def eval_synthetic(which: tuple, seeds=(0, 1, 2)) -> None:
+    """Synthetic time-lapses on real photographs (framediff.synthetic), known events."""
+    import tempfile
+
+    from framediff.synthetic import PHOTOS, make_timelapse
+
+    print("\n## Synthetic-on-real time-lapses (framediff.synthetic, 60 frames, sensor noise 3)")
+    score: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in seeds:
+            for photo in PHOTOS:
+                folder = Path(tmp) / f"{photo}{seed}"
+                lapse = make_timelapse(folder, n_frames=60, seed=seed, noise_sigma=3.0, photo=photo)
+                df, _ = scan_rows(folder)
+                variants = []
+                if "today" in which:
+                    variants.append(("today", df))
+                if "stage" in which:
+                    variants.append(("stage", with_stage(df, folder)[0]))
+                busy = set(lapse.changed_frames()) | set(lapse.corrupt) | {i + 1 for i in lapse.corrupt}
+                for label, rows in variants:
+                    kind_at = dict(zip(rows["index_b"], rows["change_kind"].fillna("none")))
+                    for event in lapse.events:
+                        if event.kind in EXPECTED:
+                            s = score.setdefault((label, event.kind), [0, 0])
+                            s[0] += kind_at.get(event.first) in EXPECTED[event.kind]
+                            s[1] += 1
+                    quiet = [kind_at.get(i) for i in range(1, len(lapse.frames)) if i not in busy and i in kind_at]
+                    s = score.setdefault((label, "noise-only or repeat"), [0, 0])
+                    s[0] += sum(k == "none" for k in quiet)
+                    s[1] += len(quiet)
+                    s = score.setdefault((label, "contradictions"), [0, 0])
+                    s[0] += contradictions(rows)
+                    s[1] += len(rows)
+                if "stage" in which:
+                    kept, _ = keyframes_stage(folder)
+                    s = score.setdefault(("stage", "keyframes kept (noise-only kept)"), [0, 0])
+                    s[0] += sum(kept)
+                    s[1] += sum(k for i, k in enumerate(kept) if i and i not in busy)
+                if "today" in which:
+                    kdf, _ = scan_rows(folder, mode="keyframes")
+                    kept = list(kdf.sort_values("index_b")["kept"].fillna(False).astype(bool))
+                    s = score.setdefault(("today", "keyframes kept (noise-only kept)"), [0, 0])
+                    s[0] += sum(kept)
+                    s[1] += sum(k for i, k in enumerate(kept) if i and i not in busy)
+    for (label, what), (good, n) in sorted(score.items()):
+        if what.startswith("keyframes"):
+            print(f"  {label:6s} {what}: {good} kept of {len(seeds) * 3 * 60} frames, {n} noise-only frames kept")
+        elif what == "contradictions":
+            print(f"  {label:6s} contradictions: {good} of {n} rows")
+        else:
+            print(f"  {label:6s} {what:22s} labelled right: {good}/{n} ({good / max(n, 1):.0%})")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("root", type=Path)
     parser.add_argument("--decisions", choices=("today", "stage", "both"), default="both")
-    parser.add_argument("--sets", default="cuts,neardup,webcam")
+    parser.add_argument("--sets", default="cuts,neardup,webcam,synthetic")
     args = parser.parse_args(argv)
     if not args.root.is_dir():
         print(f"eval_accuracy: {args.root}: not a folder", file=sys.stderr)
@@ -296,6 +353,8 @@ def main(argv=None) -> int:
         eval_neardup(args.root, which)
     if "webcam" in sets and (args.root / "webcam").is_dir():
         eval_webcams(args.root, which)
+    if "synthetic" in sets:
+        eval_synthetic(which)
     return 0
 
 

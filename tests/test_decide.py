@@ -159,8 +159,8 @@ def _table(frames, statuses=None):
         status = statuses[i] if statuses else "ok"
         row = {"pair": i, "index_a": i - 1, "index_b": i, "status": status, "changed": None, "change_kind": None,
                "l0_fraction": 0.5}
-        if status == "ok":
-            row.update(pair_features(frames[i - 1], frames[i], data_range=255))
+        features = pair_features(frames[i - 1], frames[i], data_range=255)
+        row.update({k: (v if status == "ok" else None) for k, v in features.items()})
         rows.append(row)
     return pa.Table.from_pylist(rows)
 
@@ -281,8 +281,8 @@ def test_property_changed_exactly_when_kind_is_not_none(rows, chunk, sensitivity
     for i, (status, f) in enumerate(rows):
         row = {"pair": i + 1, "index_a": i, "index_b": i + 1, "status": status, "changed": None,
                "change_kind": "corrupt" if status == "error" else None, "l0_fraction": (i % 3) / 4}
-        if status == "ok":
-            row.update({FEATURE_PREFIX + k: v for k, v in f.items()})
+        # Every row carries every column, as in a task's table; error rows have nulls.
+        row.update({FEATURE_PREFIX + k: (v if status == "ok" else None) for k, v in f.items()})
         records.append(row)
     out = _run(pa.Table.from_pylist(records), chunk=chunk, sensitivity=sensitivity, thresholds=thresholds)
     assert [r["pair"] for r in out] == [r["pair"] for r in records]
