@@ -202,7 +202,7 @@ class DecisionStage:
     the mean-difference floor is max(0.02, median + 4 x 1.4826 MAD of the recent rows);
     a cut needs correlation under 0.5 over at least 30 % of the frame and (after 5
     rows) a decorrelation 3 x the recent median; lighting explains regions whose
-    texture correlates above 0.9; an extreme pair (correlation under 0.05) on both
+    texture correlates above 0.9; an extreme pair (|correlation| under 0.03) on both
     sides of a frame makes it corrupt.
     """
 
@@ -221,7 +221,7 @@ class DecisionStage:
         self.lighting_corr = 1.0 - 0.1 / s
         self.min_shift = 0.5
         self.min_peak = 0.05
-        self.extreme_corr = 0.05
+        self.extreme_corr = 0.03
         self.cut_from_blank = 0.08 / s
         self.drift_step = 0.005 / s
         self.blank_step = 0.001
@@ -374,7 +374,9 @@ class DecisionStage:
     def _corrupt_neighbours(self, rows) -> None:
         for r, s in zip(rows, rows[1:]):
             if "_f" in r and "_f" in s and _follows(r, s):
-                if r["_f"]["corr"] < self.extreme_corr and s["_f"]["corr"] < self.extreme_corr:
+                # Unrelated on both sides: no correlation at all, as with noise or
+                # garbage (a night frame between day frames anti-correlates instead).
+                if abs(r["_f"]["corr"]) < self.extreme_corr and abs(s["_f"]["corr"]) < self.extreme_corr:
                     r["change_kind"] = s["change_kind"] = "corrupt"
 
     def _transitions(self, rows) -> None:
