@@ -115,6 +115,33 @@ def _shifted_residual(a, b, shift_y, shift_x, xp):
     return xp.abs(a[my : h - my, mx : w - mx] - _bilinear(b, xx, yy, xp))
 
 
+def _phase_shift(a, b, xp):
+    """Translation registering ``b`` onto ``a`` (``a[y, x] ~ b[y - sy, x - sx]``) and its peak.
+
+    Phase correlation with a parabolic fit around the peak: sub-pixel precision for
+    a few FFTs, where the upsampled DFT of :func:`framediff.kernels.align.phase_correlation`
+    costs ten times more at this size.
+    """
+    fa, fb = xp.fft.fft2(a - a.mean()), xp.fft.fft2(b - b.mean())
+    cross = fa * xp.conj(fb)
+    cross /= xp.maximum(xp.abs(cross), 1e-12)
+    surface = xp.fft.ifft2(cross).real
+    h, w = surface.shape
+    flat_index = int(xp.argmax(surface))  # synchronize
+    py, px = divmod(flat_index, w)
+    peak = float(surface[py, px])  # synchronize
+
+    def refine(before, centre, after):
+        den = before - 2.0 * centre + after
+        return 0.0 if abs(den) < 1e-12 else max(-0.5, min(0.5, 0.5 * (before - after) / den))
+
+    dy = refine(float(surface[(py - 1) % h, px]), peak, float(surface[(py + 1) % h, px]))  # synchronize
+    dx = refine(float(surface[py, (px - 1) % w]), peak, float(surface[py, (px + 1) % w]))  # synchronize
+    sy = (py + h // 2) % h - h // 2 + dy  # the shift modulo the size, in (-size/2, size/2]
+    sx = (px + w // 2) % w - w // 2 + dx
+    return float(sy), float(sx), max(0.0, min(1.0, peak))
+
+
 def thumbnail(image, *, data_range: float, xp=None):
     """A ``THUMB_SIDE``-pixel overview of a gray frame, in 0..1, as float64.
 
@@ -204,8 +231,6 @@ def decision_features(
     >>> f["l1"], f["area"], f["regions"]
     (0.0, 0.0, 0)
     """
-    from .align import phase_correlation
-
     xp = array_namespace(a, b, xp=xp)
     if a.shape != b.shape:
         raise ValueError(f"frames differ in shape: {a.shape} vs {b.shape}")
@@ -218,7 +243,7 @@ def decision_features(
 
     ra, rb = _small(a, side, data_range, xp), _small(b, side, data_range, xp)
     # Phase correlation wants the sharp overview; everything else the blurred one.
-    shift_y, shift_x, peak = phase_correlation(ra, rb, upsample_factor=4, xp=xp)
+    shift_y, shift_x, peak = _phase_shift(ra, rb, xp)
     sa = gaussian_blur(ra, sigma, xp=xp) if sigma > 0 else ra
     sb = gaussian_blur(rb, sigma, xp=xp) if sigma > 0 else rb
     std_a, std_b = float(sa.std()), float(sb.std())  # synchronize
