@@ -57,6 +57,7 @@ __all__ = [
     "SENSITIVITIES",
     "DecisionStage",
     "KeyframeChain",
+    "feature_fields",
     "file_digest",
     "pair_features",
     "parse_keep_on",
@@ -160,6 +161,17 @@ def pair_features(a, b, *, data_range: float, sensitivity="normal", xp=None) -> 
     features["thumb_a"] = thumbnail(a, data_range=data_range, xp=xp).ravel().tolist()
     features["thumb_b"] = thumbnail(b, data_range=data_range, xp=xp).ravel().tolist()
     return {FEATURE_PREFIX + k: v for k, v in features.items()}
+
+
+def feature_fields() -> list:
+    """Arrow fields of the working columns :func:`pair_features` fills (for the row schema).
+
+    They travel from the task to :class:`DecisionStage`, which drops them.
+    """
+    from framediff.kernels.decision_features import DECISION_FEATURES
+
+    fields = [pa.field(FEATURE_PREFIX + name, pa.float64()) for name in DECISION_FEATURES]
+    return fields + [pa.field(FEATURE_PREFIX + n, pa.list_(pa.float64())) for n in ("thumb_a", "thumb_b")]
 
 
 def _corr(x, y) -> float:

@@ -177,6 +177,15 @@ def _scene_sequence(n, seed=0):
     return [_noisy(a, 2, seed * 1000 + i) for i in range(n)]
 
 
+def test_feature_fields_name_every_feature_pair_features_returns():
+    from framediff.decide import feature_fields
+
+    a = _gray()[::4, ::4]
+    f = pair_features(a, a, data_range=255)
+    assert [x.name for x in feature_fields()] == list(f)
+    pa.Table.from_pylist([f], schema=pa.schema(feature_fields()))  # the values fit the types
+
+
 def test_stage_drops_working_columns_and_keeps_order():
     out = _run(_table(_scene_sequence(12)))
     assert [r["pair"] for r in out] == list(range(1, 12))
