@@ -6,7 +6,8 @@ On every measured row (``status == 'ok'``) ``changed`` is true exactly when
 ``change_kind`` is not ``'none'``. Error rows keep ``changed`` False; a damaged file's
 own row keeps its ``status``/``error_kind`` and the kind ``'corrupt'``. A frame that
 decodes but is extremely unlike *both* its neighbours (no shared structure or
-histogram) makes both of its rows ``'corrupt'`` (changed).
+histogram) makes both of its rows ``'corrupt'`` (changed). A row that compares nothing
+(the first frame in keyframes mode) has ``changed`` False and no kind.
 
 Kinds, first match wins (see :class:`DecisionStage` for the numbers):
 
