@@ -126,9 +126,19 @@ def _add_scan_arguments(p) -> None:
         "--threshold",
         action="append",
         metavar="METRIC=VALUE",
-        help="mark a comparison changed when METRIC crosses VALUE (repeatable; default "
-        + ", ".join(f"{k}={v}" for k, v in get_mode(default("mode").name).default_thresholds.items())
-        + ")",
+        help="mark a comparison changed when METRIC crosses VALUE (repeatable; default: none, changes are "
+        "decided above each sequence's noise floor; kl=0.2 is the classic rule)",
+    )
+    p.add_argument(
+        "--sensitivity",
+        help="how small a change counts: low, normal (default) or high, or a number "
+        "(decides changed, change kind and kept frames above each sequence's own noise floor)",
+    )
+    p.add_argument(
+        "--keep-on",
+        metavar="KINDS",
+        help="keyframes: change kinds that keep a frame (default content,shift+content,cut,transition; "
+        "add lighting to keep lighting changes)",
     )
     p.add_argument("--event-min-length", type=int, default=default("event_min_length"), help=f"changed comparisons an event needs (default {default('event_min_length')})")
     p.add_argument("--event-gap", type=int, default=default("event_gap"), help=f"unchanged comparisons allowed inside an event (default {default('event_gap')})")

@@ -49,7 +49,10 @@ from collections import deque
 import numpy as np
 import pyarrow as pa
 
-from .errors import FramediffError
+from framediff.kernels.decision_features import DECISION_FEATURES, decision_features, thumbnail
+
+from .errors import ParameterError
+from .thresholds import changed_flags
 
 __all__ = [
     "DEFAULT_KEEP_ON",
@@ -60,9 +63,12 @@ __all__ = [
     "KeyframeChain",
     "feature_fields",
     "file_digest",
+    "overview",
+    "overview_features",
     "pair_features",
     "parse_keep_on",
     "sensitivity_scale",
+    "worth_deciding",
 ]
 
 #: Every change kind a measured row can carry.
@@ -85,7 +91,7 @@ def sensitivity_scale(sensitivity) -> float:
 
     Raises
     ------
-    FramediffError
+    ParameterError
         Not one of ``low``, ``normal``, ``high`` or a positive number.
     """
     if isinstance(sensitivity, str):
@@ -95,10 +101,12 @@ def sensitivity_scale(sensitivity) -> float:
         try:
             sensitivity = float(key)
         except ValueError:
-            raise FramediffError(f"--sensitivity expects low, normal, high or a number, got {sensitivity!r}") from None
+            raise ParameterError("sensitivity", f"expects low, normal, high or a number, got {sensitivity!r}") from None
+    if isinstance(sensitivity, bool) or not isinstance(sensitivity, (int, float)):
+        raise ParameterError("sensitivity", f"expects low, normal, high or a number, got {sensitivity!r}")
     value = float(sensitivity)
     if not (value > 0 and math.isfinite(value)):
-        raise FramediffError(f"--sensitivity must be a positive number, got {sensitivity!r}")
+        raise ParameterError("sensitivity", f"must be a positive number, got {sensitivity!r}")
     return value
 
 
@@ -107,7 +115,7 @@ def parse_keep_on(keep_on) -> frozenset:
 
     Raises
     ------
-    FramediffError
+    ParameterError
         An unknown kind.
     """
     if keep_on is None:
@@ -116,7 +124,7 @@ def parse_keep_on(keep_on) -> frozenset:
     kinds = frozenset(str(k).strip().lower() for k in items if str(k).strip())
     unknown = sorted(kinds - set(KINDS) - {"shift+content"})
     if unknown:
-        raise FramediffError(f"--keep-on: unknown kind {unknown[0]!r}; choose from {', '.join(KINDS[1:])}")
+        raise ParameterError("keep_on", f": unknown kind {unknown[0]!r}; choose from {', '.join(KINDS[1:])}")
     return kinds
 
 
@@ -131,6 +139,42 @@ def file_digest(path, *, block: int = 1 << 20) -> str:
         while chunk := f.read(block):
             h.update(chunk)
     return h.hexdigest()
+
+
+#: Long side of the overview every decision looks at (see ``decision_features``).
+OVERVIEW_SIDE = 160
+
+
+def overview(image, *, data_range: float, xp=None):
+    """A frame as decisions see it: its long side reduced to :data:`OVERVIEW_SIDE`
+    pixels by block means, as float64 in 0..1. Made once per frame, shared by its pairs."""
+    from framediff.kernels.shape import reduce_to
+
+    xp = xp if xp is not None else np
+    return reduce_to(xp.asarray(image), OVERVIEW_SIDE, min_side=16, xp=xp).astype(xp.float64) / float(data_range)
+
+
+def worth_deciding(ra, rb, *, sensitivity="normal", xp=None) -> bool:
+    """Whether two overviews (see :func:`overview`) differ enough to need the features.
+
+    Block means average sensor noise, codec blocks and dithering away, so a pair whose
+    overviews nowhere differ by half the smallest changed-pixel level, and whose mean
+    difference stays under half the smallest change, is unchanged without a closer look:
+    the cheap test that keeps the decision off a static scene's hot path.
+    """
+    xp = xp if xp is not None else np
+    scale = sensitivity_scale(sensitivity)
+    diff = xp.abs(ra - rb)
+    return bool(float(diff.max()) >= 0.5 * 0.04 / scale or float(diff.mean()) >= 0.5 * 0.02 / scale)  # synchronize
+
+
+def overview_features(ra, rb, *, sensitivity="normal", xp=None) -> dict:
+    """:func:`pair_features` of two overviews (see :func:`overview`)."""
+    scale = sensitivity_scale(sensitivity)
+    features = decision_features(ra, rb, data_range=1.0, level=0.04 / scale, min_area=0.0006 / scale**2, xp=xp)
+    features["thumb_a"] = thumbnail(ra, data_range=1.0, xp=xp).ravel().tolist()
+    features["thumb_b"] = thumbnail(rb, data_range=1.0, xp=xp).ravel().tolist()
+    return {FEATURE_PREFIX + k: v for k, v in features.items()}
 
 
 def pair_features(a, b, *, data_range: float, sensitivity="normal", xp=None) -> dict:
@@ -153,15 +197,9 @@ def pair_features(a, b, *, data_range: float, sensitivity="normal", xp=None) -> 
         ``thumb_a``/``thumb_b`` (16-pixel overviews, for transitions); the keys as the
         task writes them, each prefixed with :data:`FEATURE_PREFIX`.
     """
-    from framediff.kernels.decision_features import decision_features, thumbnail
-
-    scale = sensitivity_scale(sensitivity)
-    features = decision_features(
-        a, b, data_range=data_range, level=0.04 / scale, min_area=0.0006 / scale**2, xp=xp
-    )
-    features["thumb_a"] = thumbnail(a, data_range=data_range, xp=xp).ravel().tolist()
-    features["thumb_b"] = thumbnail(b, data_range=data_range, xp=xp).ravel().tolist()
-    return {FEATURE_PREFIX + k: v for k, v in features.items()}
+    xp = xp if xp is not None else np
+    ra, rb = overview(a, data_range=data_range, xp=xp), overview(b, data_range=data_range, xp=xp)
+    return overview_features(ra, rb, sensitivity=sensitivity, xp=xp)
 
 
 def feature_fields() -> list:
@@ -169,8 +207,6 @@ def feature_fields() -> list:
 
     They travel from the task to :class:`DecisionStage`, which drops them.
     """
-    from framediff.kernels.decision_features import DECISION_FEATURES
-
     fields = [pa.field(FEATURE_PREFIX + name, pa.float64()) for name in DECISION_FEATURES]
     return fields + [pa.field(FEATURE_PREFIX + n, pa.list_(pa.float64())) for n in ("thumb_a", "thumb_b")]
 
@@ -205,6 +241,9 @@ class DecisionStage:
         Rows in the running median/MAD of the noise floor.
     max_transition : int
         Longest run of rows (frames - 1) reported as one transition.
+    registered : bool
+        The frames were registered before measuring (``align``): a camera shift is
+        not a change (``shift`` becomes ``none``, ``shift+content`` becomes ``content``).
 
     Notes
     -----
@@ -220,10 +259,11 @@ class DecisionStage:
     """
 
     def __init__(self, *, sensitivity="normal", thresholds=None, sequence: bool = True, window: int = 64,
-                 max_transition: int = 48):
+                 max_transition: int = 48, registered: bool = False):
         self.scale = sensitivity_scale(sensitivity)
         self.thresholds = dict(thresholds or {})
         self.sequence = bool(sequence)
+        self.registered = bool(registered)
         self.max_transition = int(max_transition)
         s = self.scale
         self.min_l1 = 0.02 / s
@@ -293,17 +333,45 @@ class DecisionStage:
             return "cut"
         if f["area"] > 0:
             if moved:
+                if self.registered:
+                    return "content" if f["area_shifted"] > 0 else "none"
                 return "shift+content" if f["area_shifted"] > 0 else "shift"
             if f["region_corr"] >= self.lighting_corr and f["corr"] >= self.cut_corr:
                 return "lighting"
             return "content"
         if f["l1"] >= floor:
-            return "shift" if f["shift"] >= self.min_shift and f["align_peak"] >= self.min_peak else "lighting"
+            if f["shift"] >= self.min_shift and f["align_peak"] >= self.min_peak:
+                return "none" if self.registered else "shift"
+            return "lighting"
         return "none"
 
-    def _explicit(self, row: dict, kind: str) -> str:
-        from .rows import changed_flags
+    def settings(self) -> dict:
+        """The numbers this stage decides with (recorded in the report and summary)."""
+        return {
+            "sensitivity": self.scale,
+            "min_l1": self.min_l1,
+            "noise_floor_k": self.floor_k,
+            "cut_corr": self.cut_corr,
+            "cut_area": self.cut_area,
+            "adaptive_ratio": self.adaptive_ratio,
+            "lighting_corr": self.lighting_corr,
+        }
 
+    def window(self) -> dict:
+        """The running window (for a chain's resumable state)."""
+        return {"l1": list(self._l1), "decorr": list(self._decorr)}
+
+    def restore_window(self, window: dict) -> None:
+        """Continue from :meth:`window`'s record."""
+        self._l1.extend(window.get("l1", ()))
+        self._decorr.extend(window.get("decorr", ()))
+
+    def explicit_kind(self, row: dict, kind: str) -> str:
+        """The kind once explicit thresholds decide ``changed``: ``none`` when they say
+        unchanged; the features' kind (``content`` when they saw nothing) when changed."""
+        return self._explicit(row, kind)
+
+    def _explicit(self, row: dict, kind: str) -> str:
         values = {k: [row.get(k)] for k in self.thresholds}
         values = {k: [math.nan if v[0] is None else v[0]] for k, v in values.items()}
         changed = bool(changed_flags(values, self.thresholds)[0])
@@ -332,9 +400,15 @@ class DecisionStage:
         return self._emit(final=True)
 
     def _decide_row(self, row: dict) -> dict:
-        if row.get("status") != "ok" or row.get(FEATURE_PREFIX + "l1") is None:
+        if row.get("status") != "ok":
             # Error rows keep the kind the task gave them ('corrupt' for a damaged file).
             row["changed"] = False
+            return row
+        if row.get(FEATURE_PREFIX + "l1") is None:
+            # The task saw nothing worth a closer look (below the cheap gate): unchanged,
+            # unless an explicit threshold says otherwise.
+            kind = self._explicit(row, "none") if self.thresholds else "none"
+            row["change_kind"], row["changed"] = kind, kind != "none"
             return row
         f = {k[len(FEATURE_PREFIX):]: v for k, v in row.items() if k.startswith(FEATURE_PREFIX)}
         kind = self.classify(f)
@@ -376,6 +450,8 @@ class DecisionStage:
 
     def _settled(self, rows) -> int:
         """Rows before an open run of gradual steps (and the last row) are final."""
+        if not rows:
+            return 0
         end = len(rows) - 1  # the last row waits for its successor (corrupt rule)
         start = end
         while start > 0 and self._gradual(rows[start - 1]) and _follows(rows[start - 1], rows[start]):
@@ -474,7 +550,7 @@ def _follows(r: dict, s: dict) -> bool:
 def _report_schema(schema: pa.Schema) -> pa.Schema:
     """The input schema without working columns; ``changed`` bool, ``change_kind`` string."""
     fixed = {"changed": pa.bool_(), "change_kind": pa.string()}
-    keep = [pa.field(f.name, fixed.get(f.name, f.type)) for f in schema if not f.name.startswith(FEATURE_PREFIX)]
-    names = [f.name for f in keep]
-    keep += [pa.field(n, t) for n, t in fixed.items() if n not in names]
+    keep = [f.with_type(fixed.get(f.name, f.type)) for f in schema if not f.name.startswith(FEATURE_PREFIX)]
+    if "changed" not in schema.names:
+        keep.append(pa.field("changed", pa.bool_()))
     return pa.schema(keep)

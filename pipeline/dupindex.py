@@ -501,7 +501,7 @@ def confirmation_pairs(candidates, *, exact=None, positions=None) -> list:
     Returns
     -------
     list of (int, int)
-        Sorted unique ``(a, b)``, ``a < b``, ready for ``plan_chunks(..., pairs=...)``.
+        Sorted unique ``(a, b)``, ``a < b``, ready for pairs mode's explicit pairs (``Inputs.pairs``).
 
     Raises
     ------

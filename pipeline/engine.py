@@ -16,13 +16,12 @@ import numpy as np
 
 from framediff import kernels as K
 from framediff.kernels.align import overlap, phase_correlation
-from framediff.kernels.change_kind import change_kind_features, classify_change, extreme_pairs
 from framediff.kernels.colorspace import delta_e_cie76, delta_e_stats
 from framediff.kernels.edges import edge_change_fraction, edge_map, gradient_magnitude
 from framediff.kernels.exposure import match_histograms, match_mean_std
 from framediff.kernels.filters import gaussian_blur, median_filter
 from framediff.kernels.flow import flow_stats
-from framediff.kernels.shape import reconcile_shapes, reduce_to, resize_area
+from framediff.kernels.shape import reconcile_shapes, resize_area
 from framediff.kernels.ssim import pair_structural_similarity
 
 from .decode import read_image
@@ -33,7 +32,6 @@ from .options import PAIR_NORMALIZATIONS, Options, parse_size
 __all__ = [
     "FrameStack",
     "WINDOW_BATCH_PIXELS",
-    "change_kinds",
     "fit_frame",
     "incomparable",
     "measure_pair_images",
@@ -428,33 +426,3 @@ def _ordered(result: dict, opts: Options) -> dict:
     order = [m for m in opts.metrics if m in result]
     order += [k for k in result if k not in order]
     return {k: result[k] for k in order}
-
-
-#: Change kinds are judged on images at most this many pixels on their longer side:
-#: the decision needs the global picture, and full 1080p costs ~60x more for it.
-CHANGE_KIND_SIDE = 256
-
-
-def change_kinds(stack_a: FrameStack, first, stack_b: FrameStack, second) -> list[tuple[str, bool]]:
-    """Label pairs by kind of change (lighting, shift, content, cut, none).
-
-    Returns ``(label, extreme)`` per pair; ``extreme`` marks pairs with no shared
-    histogram or structure, which the scan turns into ``'corrupt'`` when a frame is
-    extreme against both its neighbours.
-    """
-    labels = []
-    small = {}  # a frame in two changed pairs is reduced once
-
-    def reduced(stack, pos):
-        key = (id(stack), pos)
-        if key not in small:
-            small[key] = reduce_to(stack.pixels[pos], CHANGE_KIND_SIDE)
-        return small[key]
-
-    for i, j in zip(first, second):
-        a, b = reduced(stack_a, i), reduced(stack_b, j)
-        # Whole-pixel alignment is enough to tell a camera move from other changes.
-        features = change_kind_features(a, b, data_range=stack_a.data_range, upsample_factor=1)
-        extreme = bool(extreme_pairs(K.to_numpy(features["hist_distance"]), K.to_numpy(features["ssim"])))
-        labels.append((str(classify_change(features)[0]), extreme))
-    return labels

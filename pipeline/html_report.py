@@ -739,7 +739,9 @@ def _render(report_path: Path, dataset, fmt: str, *, top: int, root) -> tuple[st
         for f in dataset.schema
         if f.name not in _ID_COLUMNS and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
     ]
-    top_metric = next((m for m in thresholds if m in metrics), metrics[0] if metrics else None)
+    # Without thresholds (changes decided above the noise floor), rank by the mean difference.
+    fallback = next((m for m in ("l1_per_pixel", "l0_fraction") if m in metrics), metrics[0] if metrics else None)
+    top_metric = next((m for m in thresholds if m in metrics), fallback)
     follows_frames = getattr(MODES.get(mode), "rows_follow_frames", True)  # unknown mode: frames
     x_name = "index_b" if follows_frames and "index_b" in names else "pair"
     x_label = "comparison (pair)" if x_name == "pair" else "frame index (index_b)"
@@ -807,8 +809,19 @@ def _summary_section(summary: dict, thresholds: dict, from_json: bool) -> str:
     return (
         f'<h2 id="summary">Summary</h2><p class="note">{_e(source)}</p><div class="cards">{"".join(cards)}</div>'
         f"<h3>Errors by kind</h3>{kinds}"
-        f"<h3>Changed when</h3>{f'<ul>{limits}</ul>' if limits else '<p class=note>no thresholds</p>'}"
+        f"<h3>Changed when</h3>{f'<ul>{limits}</ul>' if limits else _decided_text(summary)}"
     )
+
+
+def _decided_text(summary: dict) -> str:
+    """How changes were decided without thresholds (the decision stage's numbers)."""
+    decisions = summary.get("decisions")
+    if not isinstance(decisions, dict):
+        return '<p class="note">no thresholds</p>'
+    sensitivity = decisions.get("sensitivity")
+    level = f" (sensitivity {_e(_fmt(float(sensitivity)))})" if isinstance(sensitivity, (int, float)) else ""
+    return f'<p class="note">a change above the sequence\'s own noise floor{level}, by kind</p>'
+
 
 
 def _plots_section(plots, series, n_rows, x_label, thresholds) -> str:

@@ -8,19 +8,21 @@ measured becomes an error row: errors are values, never exceptions out of a task
 
 from __future__ import annotations
 
-import dataclasses
+from typing import NamedTuple
+
+import numpy as np
 
 from framediff import kernels as K
 from framediff.kernels.shape import ShapeMismatchError
 
-from .engine import change_kinds, incomparable, measure_pair_images, measure_pairs, prepare_stack, reconcile_pair
+from .decide import overview, overview_features, worth_deciding
+from .engine import incomparable, measure_pair_images, measure_pairs, reconcile_pair
 from .frames import Frames
-from .options import Options
 from .rows import RowBuffer
 from .spec import ScanSpec
 from .thresholds import changed_flags
 
-__all__ = ["DAMAGED", "error_row", "gap_note", "is_damaged", "measure_planned"]
+__all__ = ["DAMAGED", "Measured", "error_row", "gap_note", "is_damaged", "measure_planned"]
 
 #: Decode failures that mean the file itself is damaged: its rows are of change kind
 #: ``corrupt``. (A readable frame unlike both its neighbours is the other case of a
@@ -43,11 +45,46 @@ def _row_common(spec, pair, a, b, shape):
     return dict(pair=pair, index_a=a, index_b=b, path_a=spec.names[a], path_b=spec.names[b], height=height, width=width)
 
 
+class Measured(NamedTuple):
+    """One measured pair: its metric values, and the decision features when it got a
+    closer look (None: nothing above the cheap gate, see ``decide.worth_deciding``)."""
+
+    values: dict
+    features: dict | None
+
+
+class _Overviews:
+    """Each frame's decision overview, made once per task whatever its number of pairs."""
+
+    def __init__(self, xp):
+        self.xp = xp
+        self._made = {}
+
+    def of(self, key, image, data_range):
+        if key not in self._made:
+            self._made[key] = overview(image, data_range=data_range, xp=self.xp)
+        return self._made[key]
+
+
+def _features(spec: ScanSpec, ra, rb, values: dict, flagged: bool, xp):
+    """Decision features of a pair worth a closer look (or whose thresholds flag it)."""
+    if not (flagged or worth_deciding(ra, rb, sensitivity=spec.sensitivity, xp=xp)):
+        return None
+    return overview_features(ra, rb, sensitivity=spec.sensitivity, xp=xp)
+
+
 def measure_planned(frames: Frames, planned, spec: ScanSpec, rows: RowBuffer, notes: dict) -> dict:
     """Measure ``planned`` (pair, a, b) triples whose frames are readable; add their rows.
 
     Pairs of different shapes become ``size-mismatch`` rows unless a shape policy
-    (``--resize``/``--crop``) applies. Returns ``{pair: changed}`` for measured pairs.
+    (``--resize``/``--crop``) applies. Modes that decide on changes also get each
+    pair's decision features (as working columns); ``changed`` is provisional here
+    (explicit thresholds only) and settled by the decision stage.
+
+    Returns
+    -------
+    dict
+        ``{pair: Measured}`` for the pairs measured (not for error rows).
     """
     opts = spec.options
     thresholds = spec.thresholds.as_dict()
@@ -70,27 +107,28 @@ def measure_planned(frames: Frames, planned, spec: ScanSpec, rows: RowBuffer, no
             continue
         groups.setdefault((id(sa), id(sb)), [sa, sb, []])[2].append((pair, a, b, pos_a, pos_b))
     outcome = {}
+    overviews = _Overviews(frames.xp)
     for sa, sb, items in groups.values():
         values = measure_pairs(sa, [t[3] for t in items], sb, [t[4] for t in items], opts)
         flags = changed_flags(values, thresholds)
-        kinds = {}
-        if opts.change_kind:
-            changed_items = [t for k, t in enumerate(items) if flags[k]]
-            labels = change_kinds(sa, [t[3] for t in changed_items], sb, [t[4] for t in changed_items])
-            kinds = {t[0]: label for t, label in zip(changed_items, labels)}
-        for k, (pair, a, b, _pa, _pb) in enumerate(items):
+        for k, (pair, a, b, pos_a, pos_b) in enumerate(items):
+            row_values = {name: column[k].item() for name, column in values.items()}
+            features = None
+            if spec.decides:
+                ra = overviews.of((id(sa), pos_a), sa.pixels[pos_a], sa.data_range)
+                rb = overviews.of((id(sb), pos_b), sb.pixels[pos_b], sb.data_range)
+                features = _features(spec, ra, rb, row_values, bool(flags[k]), frames.xp)
             extra = {"shape_action": _shape_action(frames, a, b)} if policy else {}
             rows.add(
                 **_row_common(spec, pair, a, b, sa.shape),
                 changed=bool(flags[k]),
                 status="ok",
                 note=notes.get(pair),
-                change_kind=kinds[pair][0] if pair in kinds else None,
-                extreme=kinds[pair][1] if pair in kinds else None,
                 **extra,
-                **{name: column[k].item() for name, column in values.items()},
+                **row_values,
+                **(features or {}),
             )
-            outcome[pair] = bool(flags[k])
+            outcome[pair] = Measured(row_values, features)
     for pair, a, b in single:
         outcome.update(_measure_single(frames, pair, a, b, spec, rows, notes, thresholds))
     return outcome
@@ -100,7 +138,7 @@ def _measure_single(frames, pair, a, b, spec, rows, notes, thresholds) -> dict:
     """One pair through the pairwise path (alignment, exposure matching, colour, shapes)."""
     opts = spec.options
     try:
-        # The pair as compared (shape policy applied once); change kinds look at it too.
+        # The pair as compared (shape policy applied once); decisions look at it too.
         source_a, source_b = frames.sources.get(a), frames.sources.get(b)
         if source_a != source_b:  # decoded types differ: data ranges differ
             raise ValueError(f"{source_b} pixels differ from {source_a} of {spec.names[a]}")
@@ -115,30 +153,24 @@ def _measure_single(frames, pair, a, b, spec, rows, notes, thresholds) -> dict:
     if "shape_action" in values and frames.actions.keys() & {a, b}:
         values["shape_action"] = "; ".join(p for p in (_shape_action(frames, a, b), values["shape_action"]) if p != "none") or "none"
     changed = bool(changed_flags({k: [v] for k, v in values.items() if k in thresholds}, thresholds)[0]) if thresholds else False
-    kind = None
-    if changed and opts.change_kind:
+    shape = values.pop("shape")
+    features = None
+    if spec.decides:
+        data_range = float(K.natural_data_range(np.dtype(str(source_a or raw_a.dtype))))
         ga = K.to_gray(raw_a, "luma") if raw_a.ndim == 3 else raw_a
         gb = K.to_gray(raw_b, "luma") if raw_b.ndim == 3 else raw_b
-        stack_a = prepare_stack([ga], _plain(opts), frames.xp)
-        stack_b = prepare_stack([gb], _plain(opts), frames.xp)
-        kind, extreme = change_kinds(stack_a, [0], stack_b, [0])[0]
-    else:
-        extreme = None
-    shape = values.pop("shape")
+        ra = overview(ga, data_range=data_range, xp=frames.xp)
+        rb = overview(gb, data_range=data_range, xp=frames.xp)
+        features = _features(spec, ra, rb, values, changed, frames.xp)
     rows.add(
         **_row_common(spec, pair, a, b, shape),
         changed=changed,
         status="ok",
         note=notes.get(pair),
-        change_kind=kind,
-        extreme=extreme,
         **values,
+        **(features or {}),
     )
-    return {pair: changed}
-
-
-def _plain(opts: Options) -> Options:
-    return dataclasses.replace(opts, normalize="none", blur=0.0, median=0, edges="none", metrics=("l1",))
+    return {pair: Measured(values, features)}
 
 
 def error_row(rows, spec, pair, a, b, kind, reason, note=None):

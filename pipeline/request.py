@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass, field
 
 from .cluster import ClusterSettings, cluster_settings
+from .decide import parse_keep_on, sensitivity_scale
 from .discover import SORT_ORDERS
 from .errors import ParameterError
 from .modes import Mode, get_mode
@@ -81,6 +82,12 @@ class ScanRequest:
         Write the keep-list NUL-separated (for ``xargs -0``): names may hold newlines.
     masks : path or None
         Modes that compute foreground masks: a folder for them as PNG files.
+    sensitivity : {'low', 'normal', 'high'} or float
+        The one knob of the decisions (``changed``, ``change_kind``, kept frames):
+        higher finds smaller and fainter changes. Explicit ``thresholds`` still win.
+    keep_on : str or sequence of str, or None
+        Change kinds that keep a frame in keyframes mode (default content,
+        shift+content, cut, transition; add ``lighting`` to keep lighting changes).
     strict : bool
         Stop at the first input that cannot be read.
     retries : int
@@ -123,6 +130,8 @@ class ScanRequest:
     copy_kept: object = None
     link_kept: object = None
     masks: object = None
+    sensitivity: object = "normal"
+    keep_on: object = None
     strict: bool = False
     retries: int = 0
     file_timeout: float | None = None
@@ -179,6 +188,8 @@ class ScanRequest:
         if self.file_timeout is not None:
             if not isinstance(self.file_timeout, numbers.Real) or not (math.isfinite(self.file_timeout) and self.file_timeout > 0):
                 raise ParameterError("file_timeout", f"must be a positive number of seconds, got {self.file_timeout!r}")
+        sensitivity_scale(self.sensitivity)
+        parse_keep_on(self.keep_on)
         _choice("sort", self.sort, SORT_ORDERS)
         _choice("gpu_decode", self.gpu_decode, GPU_DECODE)
         if self.format is not None:
@@ -215,6 +226,7 @@ class ScanRequest:
                 ("copy_kept", mode.keeps_frames),
                 ("link_kept", mode.keeps_frames),
                 ("masks", not mode.measures_pairs),
+                ("keep_on", mode.keeps_frames),
             )
             if getattr(self, name) is not None and not applies
         ]

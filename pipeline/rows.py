@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from .decide import FEATURE_PREFIX, feature_fields
 from .metrics import metric_columns, option_columns
 
-__all__ = ["EXTREME", "RowBuffer", "report_schema", "row_schema"]
+__all__ = ["RowBuffer", "report_schema", "row_schema"]
 
 
 def row_schema(opts, mode, *, timed: bool = False) -> pa.Schema:
@@ -41,19 +42,15 @@ def row_schema(opts, mode, *, timed: bool = False) -> pa.Schema:
         pa.field("note", pa.string()),
     ]
     fields += [pa.field(name, typ) for name, typ in mode.outcome_columns]
-    if labels:
-        # Working column for the neighbour rule of 'corrupt'; dropped before writing.
-        fields.append(pa.field(EXTREME, pa.bool_()))
+    if mode.decides_in_sink:
+        # Working columns: what the decision stage reads; dropped before writing.
+        fields += feature_fields()
     return pa.schema(fields)
-
-
-#: Name of the working column that marks extremely different pairs.
-EXTREME = "extreme"
 
 
 def report_schema(schema: pa.Schema) -> pa.Schema:
     """The schema as written: without working columns."""
-    return schema.remove(schema.get_field_index(EXTREME)) if EXTREME in schema.names else schema
+    return pa.schema([f for f in schema if not f.name.startswith(FEATURE_PREFIX)], metadata=schema.metadata)
 
 
 class RowBuffer:

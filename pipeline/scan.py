@@ -24,6 +24,7 @@ from .version import __version__
 from framediff import kernels as K
 
 from .cluster import open_cluster
+from .decide import DecisionStage, parse_keep_on
 from .decode import DecodeError
 from .discover import Discovery, discover
 from .engine import read_frame
@@ -140,6 +141,8 @@ def plan_stage(request: ScanRequest, found: Discovery) -> _Planned:
         gpu_memory=request.gpu_memory,
         gpu_decode=_gpu_decode(request.gpu_decode, device),
         timed=bool(found.times),
+        sensitivity=request.sensitivity,
+        keep_on=parse_keep_on(request.keep_on),
     )
     return _Planned(request, found, inputs, spec, device, _capture_times(found))
 
@@ -153,6 +156,7 @@ def execute_stage(planned: _Planned, local_output, client):
         "mode": spec.mode.name,
         "chunk_size": request.chunk_size,
         "thresholds": request.thresholds.as_dict(),
+        "decisions": _decisions(spec),
         "reference": inputs.reference,
     }
     sink = ReportSink(request, spec, local_output, identity, _metadata(planned), planned.times)
@@ -217,6 +221,8 @@ def _summary(planned: _Planned, sink: ReportSink, report, wall: float, n_events:
         "events": n_events,
         "kept": len(sink.kept) if spec.mode.keeps_frames else None,
         "thresholds": spec.thresholds.as_dict(),
+        "decisions": _decisions(spec),
+        "byte_identical": sink.counts["byte_identical"],
         "options": spec.options.to_dict(),
         "device": planned.device,
         "gpu_decode": spec.gpu_decode,
@@ -238,10 +244,22 @@ def _metadata(planned: _Planned) -> dict:
         "mode": spec.mode.name,
         "options": spec.options.to_dict(),
         "thresholds": spec.thresholds.as_dict(),
+        "decisions": _decisions(spec),
         "root": str(planned.found.root),
         "reference": None if inputs.reference is None else inputs.names[inputs.reference],
         "fingerprint": spec.options.fingerprint(),
     }
+
+
+def _decisions(spec: ScanSpec) -> dict | None:
+    """How ``changed`` and ``change_kind`` were decided (None: by the mode's own measure)."""
+    if not spec.decides:
+        return None
+    settings = DecisionStage(sensitivity=spec.sensitivity, thresholds=spec.thresholds.as_dict()).settings()
+    settings["by"] = "thresholds" if spec.thresholds else "noise floor"
+    if spec.mode.keeps_frames:
+        settings["keep_on"] = sorted(spec.keep_on)
+    return settings
 
 
 def _capture_times(found: Discovery):

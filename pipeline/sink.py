@@ -16,12 +16,13 @@ import pyarrow.compute as pc
 from .chunk_task import GPU_FALLBACK_NOTE
 from .errors import FramediffError
 from .manifest import RunFolder
+from .modes.keyframes import BYTE_IDENTICAL_NOTE
 from .metrics import HIGHER_IS_SIMILAR
-from .neighbours import NeighbourRule
+from .decide import DecisionStage
 from .report import EventGrouper, ReportWriter, format_for
 from .rows import report_schema
 
-__all__ = ["ReportSink", "StrictStop"]
+__all__ = ["ReportSink", "StrictStop", "decision_stage"]
 
 
 class StrictStop(FramediffError):
@@ -53,11 +54,12 @@ class ReportSink:
         self.errors_by_kind = Counter()
         self.kept: list[int] = []
         self.tables: list[pa.Table] = []
-        primary = spec.thresholds.primary
+        primary = spec.thresholds.primary or _peak_metric(spec)
         self.grouper = EventGrouper(
             primary, min_length=request.event_min_length, max_gap=request.event_gap, similarity=primary in HIGHER_IS_SIMILAR
         )
-        self.rule = NeighbourRule(self._emit, active=spec.mode.neighbour_rule(spec.options))
+        self.decisions = decision_stage(spec)
+        self._held = None  # the last decided table, written when the next one comes
         self._stripe, self._stripe_tables = None, []
         self.writer = self.run = None
         if local_output is not None:
@@ -105,7 +107,7 @@ class ReportSink:
     def _assemble(self, stripe, table: pa.Table) -> None:
         """Rows of one chunk, in chunk order, towards the report."""
         if stripe is None:
-            self.rule.feed(table)
+            self._decide(table)
             return
         # All-pairs blocks interleave pair numbers: emit each block row sorted, so the
         # report is in pair order whatever the block size (memory: one block row).
@@ -116,8 +118,20 @@ class ReportSink:
 
     def _flush_stripe(self) -> None:
         if self._stripe_tables:
-            self.rule.feed(pa.concat_tables(self._stripe_tables).sort_by("pair"))
+            self._decide(pa.concat_tables(self._stripe_tables).sort_by("pair"))
         self._stripe_tables = []
+
+    def _decide(self, table: pa.Table) -> None:
+        if self.decisions is None:
+            self._emit(table.select(report_schema(table.schema).names))
+            return
+        decided = self.decisions.feed(table)
+        if decided.num_rows:
+            # One table behind: what the stage still holds at the end joins the last
+            # one, so a partitioned report keeps one part per chunk.
+            if self._held is not None:
+                self._emit(self._held)
+            self._held = decided
 
     def _emit(self, table: pa.Table) -> None:
         if self.times is not None:  # capture time of frame b, known to the driver only
@@ -140,7 +154,9 @@ class ReportSink:
         counts["ok"] += status.count("ok")
         counts["errors"] += status.count("error")
         counts["changed"] += sum(1 for v in table.column("changed").to_pylist() if v)
-        counts["gpu_fallback"] += sum(1 for v in table.column("note").to_pylist() if v == GPU_FALLBACK_NOTE)
+        notes = table.column("note").to_pylist()
+        counts["gpu_fallback"] += notes.count(GPU_FALLBACK_NOTE)
+        counts["byte_identical"] += notes.count(BYTE_IDENTICAL_NOTE)
         self.errors_by_kind.update(k for k in table.column("error_kind").to_pylist() if k is not None)
         if "kept" in table.column_names:
             self.kept.extend(i for i, k in zip(table.column("index_b").to_pylist(), table.column("kept").to_pylist()) if k)
@@ -158,7 +174,13 @@ class ReportSink:
                 entry = self.run.completed[number]
                 self._assemble(entry.get("stripe"), self.run.read(number).cast(self.spec.schema))
         self._flush_stripe()
-        self.rule.finish()
+        if self.decisions is not None:
+            rest = self.decisions.finish()
+            if rest.num_rows:
+                self._held = rest if self._held is None else pa.concat_tables([self._held, rest])
+            if self._held is not None:
+                self._emit(self._held)
+                self._held = None
         path = self.writer.close() if self.writer is not None else None
         if self.run is not None:
             self.run.remove()
@@ -168,6 +190,28 @@ class ReportSink:
         """Remove the temporary report of a run that did not finish (the run folder stays)."""
         if self.writer is not None:
             self.writer.abort()
+
+
+#: Metrics an event reports its peak of when no threshold names one, by preference.
+_PEAK_METRICS = ("l1_per_pixel", "l0_fraction", "mse", "kl", "ssim", "foreground_fraction")
+
+
+def _peak_metric(spec) -> str | None:
+    """The metric events peak on without thresholds: a plain, always-present one."""
+    names = set(spec.schema.names)
+    return next((m for m in _PEAK_METRICS if m in names), None)
+
+
+def decision_stage(spec) -> DecisionStage | None:
+    """The stage that decides ``changed`` and ``change_kind`` for the mode (or None)."""
+    if not spec.mode.decides_in_sink:
+        return None
+    return DecisionStage(
+        sensitivity=spec.sensitivity,
+        thresholds=spec.thresholds.as_dict(),
+        sequence=spec.mode.sequential_rows,
+        registered=spec.options.align,
+    )
 
 
 def _check_strict(table: pa.Table) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .decide import DEFAULT_KEEP_ON
 from .frames import Frames
 from .options import Options
 from .rows import row_schema
@@ -38,6 +39,10 @@ class ScanSpec:
         Decode JPEG on the GPU (nvImageCodec) when a GPU runs the scan.
     timed : bool
         The report carries capture times (``time_b``), filled in by the driver.
+    sensitivity : str or float
+        The decisions' one knob (see :func:`framediff.decide.sensitivity_scale`).
+    keep_on : frozenset of str
+        Change kinds that keep a frame (modes that keep frames).
     """
 
     options: Options
@@ -50,6 +55,8 @@ class ScanSpec:
     gpu_memory: int | None = None
     gpu_decode: bool = False
     timed: bool = False
+    sensitivity: object = "normal"
+    keep_on: frozenset = DEFAULT_KEEP_ON
 
     def frames(self, xp, capacity=0, reuse=False, skip=frozenset()) -> Frames:
         """A :class:`Frames` for one task, with this scan's retry, timeout and decoder policy."""
@@ -63,6 +70,11 @@ class ScanSpec:
             skip=skip,
             gpu_decode=self.gpu_decode,
         )
+
+    @property
+    def decides(self) -> bool:
+        """Pairs get decision features (every mode that compares pairs decides)."""
+        return self.mode.measures_pairs
 
     @property
     def schema(self):

@@ -187,27 +187,30 @@ def test_consecutive_decodes_each_image_exactly_once(clean_sequence, decode_coun
 def test_a_resumed_run_decodes_only_the_frame_before_its_first_chunk_again(clean_sequence, decode_counter, tmp_path):
     """A resumed run does not recompute finished chunks: their last frame is decoded once
     more, as the predecessor of the first chunk computed, and nothing else is."""
-    from framediff.manifest import RunFolder, inputs_digest, work_folder
+    from framediff.manifest import work_folder
     from framediff.scan import run_scan
+    from framediff.sink import ReportSink
 
     out = tmp_path / "r.parquet"
     opts = framediff.make_options("fast")
     full = run_scan(clean_sequence[0].parent, options=opts, chunk_size=6, collect=True).table()
-    # Leave a run folder behind as an interrupted run would: the first two chunks done.
-    names = tuple(p.name for p in clean_sequence)
-    identity = {
-        "fingerprint": opts.fingerprint(),
-        "inputs": inputs_digest(names, [str(p) for p in clean_sequence]),
-        "mode": "consecutive",
-        "chunk_size": 6,
-        "thresholds": {"l0_fraction": 0.01, "kl": 0.2},
-        "reference": None,
-    }
-    run = RunFolder(out, identity, resume=False, overwrite=False)
-    done = full.filter(pc.less(full.column("index_b"), 12))
-    for number, lo in enumerate((0, 6)):
-        part = done.filter(pc.and_(pc.greater_equal(done.column("index_b"), lo), pc.less(done.column("index_b"), lo + 6)))
-        run.record(number, part.append_column("extreme", pa.nulls(part.num_rows, pa.bool_())))
+    # Interrupt a real run once its first two chunks are recorded, as a kill would.
+    real = ReportSink.on_table
+
+    class Interrupted(Exception):
+        pass
+
+    def dies_after_two(self, chunk, table, state):
+        if chunk.number == 2:
+            raise Interrupted
+        real(self, chunk, table, state)
+
+    ReportSink.on_table = dies_after_two
+    try:
+        with pytest.raises(Interrupted):
+            run_scan(clean_sequence[0].parent, options=opts, chunk_size=6, output=out, scheduler="synchronous")
+    finally:
+        ReportSink.on_table = real
     assert work_folder(out).exists()
     decode_counter.clear()
     run_scan(clean_sequence[0].parent, options=opts, chunk_size=6, output=out, resume=True)

@@ -128,8 +128,8 @@ def test_page_has_summary_plots_thumbnails_and_errors(page, scanned):
     assert "corrupt" in summary["errors_by_kind"] and "truncated" in summary["errors_by_kind"]
     errors = page[page.index('id="errors"') : page.index('id="events"')]
     assert html.escape(BROKEN, quote=True) in errors and "frame_00037.jpg" in errors
-    assert "ranked by l0_fraction, highest first" in text
-    assert "l0_fraction > 0.01" in text and "kl > 0.2" in text
+    assert "ranked by l1_per_pixel, highest first" in text
+    assert "a change above the sequence's own noise floor (sensitivity 1)" in text  # no thresholds given
 
 
 def test_csv_partitioned_report_with_plots_dir(scanned, tmp_path):

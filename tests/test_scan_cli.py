@@ -118,7 +118,8 @@ def test_parquet_metadata_carries_options_and_thresholds(parquet_run):
     _, out = parquet_run
     meta = json.loads(pq.read_schema(out).metadata[b"framediff"])
     assert meta["mode"] == "consecutive"
-    assert meta["thresholds"] == {"l0_fraction": 0.01, "kl": 0.2}
+    assert meta["thresholds"] == {}  # none given: changes are decided above the noise floor
+    assert meta["decisions"]["by"] == "noise floor" and meta["decisions"]["sensitivity"] == 1.0
     assert meta["options"]["metrics"] == FAST_COLUMNS[7:18]
     assert meta["options"]["gray"] == "luma" and meta["options"]["tol"] == 10.0
     assert meta["fingerprint"] and meta["framediff_version"]
@@ -133,7 +134,7 @@ def test_summary_json_sits_next_to_the_report(parquet_run, timelapse):
     assert summary["ok"] == 38 and summary["errors"] == 1
     assert summary["errors_by_kind"] == {"truncated": 1}
     assert summary["options"]["metrics"] == FAST_COLUMNS[7:18]
-    assert summary["thresholds"] == {"l0_fraction": 0.01, "kl": 0.2}
+    assert summary["thresholds"] == {} and summary["decisions"]["by"] == "noise floor"
     assert summary["wall_seconds"] > 0 and summary["images_per_second"] > 0
     assert Path(summary["report"]) == out
     assert summary["events"] >= 4  # object, light on, light off, shake

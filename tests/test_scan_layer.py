@@ -140,7 +140,8 @@ def test_scan_takes_the_same_options_object_with_overrides(frames):
         ({"workers": 0}, r"^workers must be >= 1, got 0$"),
         ({"thresholds": "ssim=0.9"}, r"^thresholds: ssim: that metric is not computed"),
         ({"thresholds": "kl=nan"}, r"^thresholds: kl: the limit must be a finite number"),
-        ({"mode": "keyframes", "thresholds": {}}, r"^thresholds: keyframes mode needs a threshold"),
+        ({"sensitivity": "extreme"}, r"^sensitivity expects low, normal, high or a number"),
+        ({"mode": "keyframes", "keep_on": "sunsets"}, r"^keep_on: unknown kind 'sunsets'"),
         ({"keep_list": "k.txt"}, r"^keep_list does nothing in consecutive mode$"),
         ({"mode": "reference", "pair_list": "p.csv"}, r"^pair_list does nothing in reference mode$"),
         ({"file_timeout": 0}, r"^file_timeout must be a positive number of seconds"),
@@ -162,7 +163,7 @@ def test_thresholds_take_every_written_form(frames):
     [
         (["--tol", "-1"], "framediff: error: --tol must be >= 0, got -1.0\n"),
         (["--chunk-size", "0"], "framediff: error: --chunk-size must be >= 1, got 0\n"),
-        (["--mode", "keyframes", "--metrics", "l1"], "framediff: error: --threshold: keyframes mode needs a threshold to decide which frames to keep\n"),
+        (["--mode", "keyframes", "--keep-on", "sunsets"], "framediff: error: --keep-on: unknown kind 'sunsets'; choose from lighting, shift, shift+content, content, cut, transition, corrupt\n"),
     ],
 )
 def test_the_cli_names_flags_for_the_same_errors(frames, tmp_path, capsys, argv, line):

@@ -155,8 +155,13 @@ def test_keyframes_follow_slow_drift_that_consecutive_misses(drifting, threshold
         assert row["index_a"] == max(k for k in kept if k < row["index_b"])
 
 
-def test_keyframes_with_the_default_thresholds_also_keeps_drifted_frames(drifting):
-    key = scan(drifting, mode="keyframes", scheduler="synchronous")
+def test_keyframes_keep_drifted_frames_when_lighting_is_worth_keeping(drifting):
+    # A pure brightness drift is a lighting change: by default it keeps no frame ...
+    default = scan(drifting, mode="keyframes", scheduler="synchronous")
+    assert default.index_b[default["kept"]].tolist() == [0]
+    assert set(default.change_kind.dropna()) <= {"none", "lighting"}
+    # ... and with lighting among the kinds to keep, drifted frames are kept, spaced.
+    key = scan(drifting, mode="keyframes", keep_on="content,lighting", scheduler="synchronous")
     kept = key.index_b[key["kept"]].tolist()
     assert len(kept) > 1 and kept[0] == 0
     gaps = {b - a for a, b in zip(kept, kept[1:])}

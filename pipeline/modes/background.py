@@ -30,6 +30,7 @@ class Background(Mode):
     name = "background"
     measures_pairs = False
     labels_changes = False
+    decides_in_sink = False
     value_columns = [("foreground_fraction", pa.float64())]
     resumes_from_state = True
     tasks_per_worker = 2

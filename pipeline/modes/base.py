@@ -94,12 +94,17 @@ class Mode:
     uses_reference = False
     uses_pair_list = False
     rows_follow_frames = True
+    #: The report's decision stage (:class:`~framediff.decide.DecisionStage`) sets
+    #: ``changed`` and ``change_kind`` from the features the tasks measured; False for
+    #: modes that decide inside their chain (keyframes) or by their own measure.
+    decides_in_sink = True
     #: Chunks in flight per worker (chains, which hold each chunk's frames until it is
     #: written, keep fewer).
     tasks_per_worker = 4
-    #: Default thresholds: KL above 0.2 is the published rule of thumb for a sudden
-    #: change; 1% of pixels beyond the noise tolerance catches local changes.
-    default_thresholds = {"l0_fraction": 0.01, "kl": 0.2}
+    #: Thresholds used when none are given. Pair modes have none: the decision stage
+    #: (:mod:`framediff.decide`) sets ``changed`` above each sequence's own noise floor;
+    #: the classic rule stays one option away (``thresholds={'kl': 0.2}``).
+    default_thresholds: dict = {}
 
     def __repr__(self) -> str:
         return f"<mode {self.name}>"
@@ -129,9 +134,9 @@ class Mode:
         """Decode and prepare the :meth:`shared_frame` once for every task."""
         return None
 
-    def neighbour_rule(self, options) -> bool:
-        """Whether a readable frame unlike both its neighbours is labelled corrupt."""
-        return False
+    #: Rows are consecutive pairs of one sequence: the decision stage applies its
+    #: sequence rules (transitions, a frame unlike both neighbours is corrupt).
+    sequential_rows = False
 
     # -- running ----------------------------------------------------------------------
 

@@ -56,8 +56,7 @@ class Consecutive(Mode):
             first = max(0, s - 1 - MAX_LOOKBACK)
             yield Chunk(number, tuple(range(s, e)), {i: paths[i] for i in range(first, e)})
 
-    def neighbour_rule(self, options) -> bool:
-        return options.change_kind
+    sequential_rows = True
 
     def route(self, *, distributed: bool, device: str) -> str:
         return Route.CHAIN if not distributed and device == "cpu" else Route.STANDALONE

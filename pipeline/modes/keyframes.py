@@ -1,30 +1,61 @@
-"""``keyframes``: each frame against the last *kept* one; a changed frame is kept."""
+"""``keyframes``: each frame against the last *kept* one; a frame is kept when it
+brings a change of a kind worth keeping (``keep_on``), or crosses an explicit threshold.
+
+Exact repeats are recognised before decoding: a file byte-identical to the one before
+it takes that frame's decision and is never decoded nor kept.
+"""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import pyarrow as pa
 
 from framediff import kernels as K
 
+from ..decide import DecisionStage, file_digest
 from ..errors import FramediffError
+from ..frames import Frames, KeptFrame
 from ..measure import error_row, measure_planned
+from ..plan import Chunk, frame_ranges
 from ..rows import RowBuffer
 from .base import Inputs, Mode, Route
-from .chains import decode_chunk, plan_frames
 
-__all__ = ["Keyframes"]
+__all__ = ["BYTE_IDENTICAL_NOTE", "Keyframes"]
+
+#: The note of a frame whose file repeats the previous file byte for byte.
+BYTE_IDENTICAL_NOTE = "byte-identical to the previous file: not decoded"
+
+
+class KeyState(NamedTuple):
+    """The chain state: the last kept frame, the decisions' running window, and the
+    decision on the last frame seen (its kind, ``'kept'``, or ``'error'``)."""
+
+    kept: KeptFrame
+    window: dict
+    last: str | None = None
+
+
+class Prepared(NamedTuple):
+    """A chunk decoded ahead of the chain, with its files' digests."""
+
+    frames: Frames
+    repeats: frozenset  # targets byte-identical to the frame before them (not decoded)
 
 
 class Keyframes(Mode):
     name = "keyframes"
     outcome_columns = [("kept", pa.bool_())]
-    needs_threshold = True
+    decides_in_sink = False
     keeps_frames = True
     resumes_from_state = True
     tasks_per_worker = 2
 
     def plan(self, inputs: Inputs, chunk_size: int):
-        return plan_frames(inputs, chunk_size)
+        paths = inputs.paths
+        for number, (s, e) in enumerate(frame_ranges(len(paths), chunk_size)):
+            # The frame before the chunk comes along for its digest only (never decoded).
+            yield Chunk(number, tuple(range(s, e)), {i: paths[i] for i in range(max(0, s - 1), e)})
 
     def expected_rows(self, n_inputs: int) -> int:
         return n_inputs
@@ -33,38 +64,74 @@ class Keyframes(Mode):
         return Route.CHAIN
 
     def prepare(self, chunk, spec, device):
-        return decode_chunk(chunk, spec, device)
+        frames = spec.frames(K.resolve_device(device), capacity=len(chunk.targets), skip=chunk.skip)
+        repeats = set()
+        digests = {}
+        for i in chunk.targets:
+            digests[i] = _digest(chunk.paths[i])
+            previous = digests.get(i - 1) if i - 1 in digests else _digest(chunk.paths.get(i - 1))
+            digests.setdefault(i - 1, previous)
+            if digests[i] is not None and digests[i] == previous:
+                repeats.add(i)
+            else:
+                frames.load(i, chunk.paths[i])
+        frames.prepare()
+        return Prepared(frames, frozenset(repeats))
 
     def link(self, chunk, spec, prepared, state, device):
-        """Compare each frame with the last kept one, in order; return (rows, new state).
-
-        ``state`` is None before the first frame, else the last kept frame (a
-        :class:`~framediff.frames.KeptFrame`): the chain passes one frame between tasks.
-        """
-        frames = prepared
+        """Compare each frame with the last kept one, in order; return (rows, new state)."""
+        frames, repeats = prepared
+        stage = DecisionStage(
+            sensitivity=spec.sensitivity, thresholds=spec.thresholds.as_dict(), sequence=False, registered=spec.options.align
+        )
+        if state is not None:
+            stage.restore_window(state.window)
         rows = RowBuffer(spec.schema)
+        last = None if state is None else state.last
         for i in chunk.targets:
+            if i in repeats and state is not None and last not in (None, "error"):
+                # The same picture as frame i - 1: its decision against the kept frame,
+                # or nothing new when frame i - 1 is the kept frame itself.
+                kind = "none" if last == "kept" else last
+                k = state.kept.index
+                rows.add(pair=i, index_a=k, index_b=i, path_a=spec.names[k], path_b=spec.names[i],
+                         changed=kind != "none", change_kind=kind, status="ok", kept=False,
+                         note=BYTE_IDENTICAL_NOTE)  # fmt: skip
+                continue
+            if i in repeats and not frames.readable(i) and i not in frames.errors:
+                frames.load(i, chunk.paths[i])  # repeats a frame that could not be used: decode it after all
+                frames.prepare()
             if not frames.readable(i):
                 err = frames.errors[i]
-                error_row(rows, spec, i, state.index if state else None, i, err.kind, err.reason)
+                error_row(rows, spec, i, state.kept.index if state else None, i, err.kind, err.reason)
+                last = "error"
                 continue
             if state is None:  # the first readable frame is kept; nothing to compare it with
-                state = frames.keep(i)
-                rows.add(pair=i, index_b=i, path_b=spec.names[i], changed=False, status="ok", kept=True, note="first frame: kept")
+                state = KeyState(frames.keep(i), stage.window())
+                rows.add(pair=i, index_b=i, path_b=spec.names[i], changed=False, status="ok", kept=True,
+                         note="first frame: kept")  # fmt: skip
+                last = "kept"
                 continue
-            frames.add_kept(state)
-            before = len(rows)
-            outcome = measure_planned(frames, [(i, state.index, i)], spec, rows, {})
-            changed = outcome.get(i)
-            if changed is None and len(rows) > before:  # not comparable: start again from this frame
-                changed = True
-            rows.columns["kept"][-1] = bool(changed)
-            if changed:
-                state = frames.keep(i)
+            frames.add_kept(state.kept)
+            outcome = measure_planned(frames, [(i, state.kept.index, i)], spec, rows, {})
+            if i not in outcome:  # not comparable (an error row): start again from this frame
+                kept, kind = True, None
+            else:
+                kind = _decide(stage, outcome[i], spec)
+                kept = kind in spec.keep_on or (bool(spec.thresholds) and kind != "none")
+                rows.columns["changed"][-1] = kind != "none"
+                if "change_kind" in rows.columns:
+                    rows.columns["change_kind"][-1] = kind
+            rows.columns["kept"][-1] = kept
+            last = "kept" if kept else kind
+            if kept:
+                state = KeyState(frames.keep(i), stage.window())
+        if state is not None:
+            state = state._replace(window=stage.window(), last=last)
         return rows.table(), state
 
     def dump_state(self, state):
-        return {"kept_index": int(state.index)}, {}
+        return {"kept_index": int(state.kept.index), "window": state.window, "last": state.last}, {}
 
     def load_state(self, fields, arrays, inputs, spec, device):
         index = fields["kept_index"]
@@ -72,4 +139,25 @@ class Keyframes(Mode):
         if not frames.load(index, inputs.paths[index]):
             raise FramediffError(f"cannot resume: the last kept frame {inputs.paths[index]} is no longer readable")
         frames.prepare()
-        return frames.keep(index)
+        return KeyState(frames.keep(index), fields.get("window", {}), fields.get("last"))
+
+
+def _digest(path) -> str | None:
+    if path is None or "://" in str(path):
+        return None
+    try:
+        return file_digest(path)
+    except OSError:
+        return None  # unreadable: decoding says why
+
+
+def _decide(stage: DecisionStage, measured, spec) -> str:
+    """The kind of one keyframe comparison: the features' verdict, or explicit thresholds'."""
+    if measured.features is None:
+        kind = "none"
+    else:
+        kind = stage.classify({k[len("feat_") :]: v for k, v in measured.features.items()})
+    if spec.thresholds:
+        row = dict(measured.values)
+        kind = stage.explicit_kind(row, kind)
+    return kind
