@@ -44,6 +44,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import stat
 from collections import deque
 
 import numpy as np
@@ -134,6 +136,9 @@ def file_digest(path, *, block: int = 1 << 20) -> str:
     Byte-identical files are the same picture whatever the decoder would say; the
     keyframes chain compares digests first and never keeps an exact repeat.
     """
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        # A device or FIFO (a link to /dev/zero, say) would never end: decoding says why.
+        raise OSError(f"{path}: not a regular file")
     h = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as f:
         while chunk := f.read(block):

@@ -53,8 +53,13 @@ def run_case(root: Path, kwargs: dict) -> pa.Table:
     """The report of one case, as a table (the summary dropped: it holds timings)."""
     from framediff import scan
 
-    table = scan(root, as_arrow=True, **kwargs)
-    return table.replace_schema_metadata(None)
+    table = scan(root, as_arrow=True, **kwargs).replace_schema_metadata(None)
+    if "error" in table.column_names:
+        # A missing file's row shows the path tried: make it independent of where the inputs lie.
+        at = table.column_names.index("error")
+        errors = [None if e is None else e.replace(str(root), "<root>") for e in table.column("error").to_pylist()]
+        table = table.set_column(at, table.field(at), pa.array(errors, type=table.field(at).type))
+    return table
 
 
 def golden_path(name: str) -> Path:
