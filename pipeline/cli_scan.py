@@ -14,7 +14,7 @@ from .demo import run_demo
 from .discover import SORT_ORDERS, discover
 from .errors import FramediffError
 from .modes import MODES, get_mode
-from .request import CLUSTER_FIELDS, GPU_DECODE, OPTION_FIELDS, REQUEST_FIELDS, default
+from .request import CLUSTER_FIELDS, EXTRACT_FORMATS, GPU_DECODE, OPTION_FIELDS, REQUEST_FIELDS, default
 from .scan import run_scan
 
 __all__ = ["Progress", "register"]
@@ -105,7 +105,7 @@ def _run_scan(args) -> int:
 
 
 def _add_scan_arguments(p) -> None:
-    p.add_argument("source", nargs="+", help="directory, glob pattern, image file, or a file listing image paths")
+    p.add_argument("source", nargs="+", help="directory, glob pattern, image or video file, or a file listing image and video paths")
     p.add_argument("-o", "--output", help="report path (.parquet or .csv); default framediff-report.parquet")
     p.add_argument("--format", choices=("parquet", "csv"), help="report format (default: from the suffix)")
     p.add_argument("--partitioned", action="store_true", help="write a folder of part files (big runs)")
@@ -134,6 +134,9 @@ def _add_scan_arguments(p) -> None:
     p.add_argument("--keep-list", help="keyframes: write the kept images' paths to this file")
     p.add_argument("--copy-kept", help="keyframes: copy the kept images into this folder")
     p.add_argument("--link-kept", help="keyframes: symlink the kept images into this folder")
+    p.add_argument("--extract-kept", metavar="DIR", help="keyframes over videos: write the kept video frames as images into DIR")
+    p.add_argument("--extract-format", choices=EXTRACT_FORMATS, default=default("extract_format"), help=f"image format of --extract-kept (default {default('extract_format')})")
+    p.add_argument("--kept-timestamps", metavar="FILE", help="keyframes over videos: kept frames' times (CSV) and an ffmpeg select script (FILE.select), per video")
     b = p.add_argument_group("background mode")
     b.add_argument("--masks", help="write foreground masks as PNG files into this folder")
     b.add_argument("--bg-method", choices=("ema", "window"), help="running mean/variance: ema (default) or window")

@@ -95,6 +95,39 @@ def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
+def is_input_name(name: str) -> bool:
+    """True when ``name`` has an image or a video extension: a scan input."""
+    from .video import is_video_name
+
+    return is_image_name(name) or is_video_name(name)
+
+
+def _is_video_file(path) -> bool:
+    """A file whose extension says nothing that FFmpeg opens as a video (probed).
+
+    Text is never probed: FFmpeg would read a listing or a log as ANSI art (its ``tty``
+    demuxer), a "video".
+    """
+    from .video import source_kind
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    if not head or (b"\0" not in head and _is_text(head)):
+        return False
+    return source_kind(path, probe=True) == "video"
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3  # only a character cut at the end of the sample
+    return True
+
+
 def _walk(root: Path, recursive: bool, found: Discovery) -> list:
     paths = []
     visited = set()
@@ -114,7 +147,7 @@ def _walk(root: Path, recursive: bool, found: Discovery) -> list:
             continue
         visited.add(key)
         for name in filenames:
-            if is_image_name(name):
+            if is_input_name(name) or (recursive and _is_video_file(Path(dirpath) / name)):
                 paths.append(Path(dirpath) / name)
             else:
                 found.skipped_non_image += 1
@@ -249,6 +282,9 @@ def discover(source, *, recursive: bool = False, sort: str = "natural") -> Disco
             found.root = path
             roots.append(path)
             collected.extend(_walk(path, recursive, found))
+        elif path.is_file() and (is_input_name(text) or _is_video_file(path)):
+            collected.append(path)  # a video (a listing is text, never one)
+            roots.append(path.parent)
         elif path.is_file() and not is_image_name(text):
             listed = _read_listing(path)
             roots.extend(p.parent for p in listed)
@@ -256,7 +292,7 @@ def discover(source, *, recursive: bool = False, sort: str = "natural") -> Disco
         elif _GLOB_CHARS.search(text):
             matches = sorted(glob.glob(text, recursive=recursive))
             for m in matches:
-                if is_image_name(m):
+                if is_input_name(m):
                     collected.append(Path(m))
                 elif os.path.isfile(m):
                     found.skipped_non_image += 1

@@ -48,10 +48,17 @@ class Staging:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def write_sidecars(report_path, fmt: str, grouper, summary: dict, summary_path=None) -> None:
-    """The events table and the JSON summary next to the report."""
+def write_sidecars(report_path, fmt: str, grouper, summary: dict, summary_path=None, times=None) -> None:
+    """The events table and the JSON summary next to the report.
+
+    ``times`` (seconds per frame, a scan with videos) gives events their start and end times.
+    """
+    from .video_kept import event_table_with_times
+
     events_path = sidecar_path(report_path, f".events.{fmt}")
     events = grouper.table()
+    if times is not None:
+        events = event_table_with_times(events, times)
     with atomic_path(events_path) as tmp:
         if fmt == "parquet":
             pq.write_table(events, tmp)

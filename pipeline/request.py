@@ -24,9 +24,10 @@ from .options import Options, make_options
 from .report import FORMATS
 from .thresholds import Thresholds
 
-__all__ = ["CLUSTER_FIELDS", "GPU_DECODE", "OPTION_FIELDS", "REQUEST_FIELDS", "ScanRequest", "default"]
+__all__ = ["CLUSTER_FIELDS", "EXTRACT_FORMATS", "GPU_DECODE", "OPTION_FIELDS", "REQUEST_FIELDS", "ScanRequest", "default"]
 
 GPU_DECODE = ("auto", "on", "off")
+EXTRACT_FORMATS = ("jpg", "png")
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,13 @@ class ScanRequest:
         Changed comparisons an event needs; unchanged ones allowed inside it.
     keep_list, copy_kept, link_kept : path or None
         Modes that keep frames: the kept frames' names, copies or links.
+    extract_kept : path or None
+        Modes that keep frames, over videos: a folder for the kept video frames as images.
+    extract_format : {'jpg', 'png'}
+        Image format of ``extract_kept``.
+    kept_timestamps : path or None
+        Modes that keep frames, over videos: a CSV of the kept frames' times and an
+        ffmpeg ``select`` filter script next to it, per video.
     masks : path or None
         Modes that compute foreground masks: a folder for them as PNG files.
     strict : bool
@@ -118,6 +126,9 @@ class ScanRequest:
     event_gap: int = 0
     keep_list: object = None
     copy_kept: object = None
+    extract_kept: object = None
+    extract_format: str = "jpg"
+    kept_timestamps: object = None
     link_kept: object = None
     masks: object = None
     strict: bool = False
@@ -178,6 +189,7 @@ class ScanRequest:
                 raise ParameterError("file_timeout", f"must be a positive number of seconds, got {self.file_timeout!r}")
         _choice("sort", self.sort, SORT_ORDERS)
         _choice("gpu_decode", self.gpu_decode, GPU_DECODE)
+        _choice("extract_format", self.extract_format, EXTRACT_FORMATS)
         if self.format is not None:
             _choice("format", self.format, FORMATS)
         self._check_output_format()
@@ -210,6 +222,8 @@ class ScanRequest:
                 ("keep_list", mode.keeps_frames),
                 ("copy_kept", mode.keeps_frames),
                 ("link_kept", mode.keeps_frames),
+                ("extract_kept", mode.keeps_frames),
+                ("kept_timestamps", mode.keeps_frames),
                 ("masks", not mode.measures_pairs),
             )
             if getattr(self, name) is not None and not applies

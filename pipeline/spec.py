@@ -8,6 +8,7 @@ from .frames import Frames
 from .options import Options
 from .rows import row_schema
 from .thresholds import Thresholds
+from .video_inputs import sequence_start
 
 __all__ = ["ScanSpec"]
 
@@ -38,6 +39,12 @@ class ScanSpec:
         Decode JPEG on the GPU (nvImageCodec) when a GPU runs the scan.
     timed : bool
         The report carries capture times (``time_b``), filled in by the driver.
+    video : bool
+        Videos are among the inputs: the report carries ``frame``, ``pts`` and
+        ``time_b`` (seconds), filled in by the driver.
+    starts : tuple of int
+        First input of each sequence (a video, or a run of images), sorted; empty
+        means one sequence. Comparisons in order never cross a sequence boundary.
     """
 
     options: Options
@@ -50,9 +57,19 @@ class ScanSpec:
     gpu_memory: int | None = None
     gpu_decode: bool = False
     timed: bool = False
+    video: bool = False
+    starts: tuple = ()
 
-    def frames(self, xp, capacity=0, reuse=False, skip=frozenset()) -> Frames:
-        """A :class:`Frames` for one task, with this scan's retry, timeout and decoder policy."""
+    def sequence_start(self, i: int) -> int:
+        """The first input of the sequence that holds input ``i``."""
+        return sequence_start(self.starts, i)
+
+    def frames(self, xp, capacity=0, reuse=False, skip=frozenset(), wanted=None) -> Frames:
+        """A :class:`Frames` for one task, with this scan's retry, timeout and decoder policy.
+
+        ``wanted`` (the chunk's paths) lets a video decode stop at the last frame the
+        task needs.
+        """
         return Frames(
             self.options,
             xp,
@@ -62,8 +79,9 @@ class ScanSpec:
             timeout=self.file_timeout,
             skip=skip,
             gpu_decode=self.gpu_decode,
+            wanted=wanted,
         )
 
     @property
     def schema(self):
-        return row_schema(self.options, self.mode, timed=self.timed)
+        return row_schema(self.options, self.mode, timed=self.timed, video=self.video)

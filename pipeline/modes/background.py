@@ -57,6 +57,8 @@ class Background(Mode):
         frames, opts, mask_dir = prepared, spec.options, spec.mask_dir
         rows = RowBuffer(spec.schema)
         for i in chunk.targets:
+            if i == spec.sequence_start(i):
+                state = None  # each video (each run of images) learns its own background
             if not frames.readable(i):
                 err = frames.errors[i]
                 error_row(rows, spec, i, None, i, err.kind, err.reason)

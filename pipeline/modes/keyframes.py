@@ -44,6 +44,8 @@ class Keyframes(Mode):
         frames = prepared
         rows = RowBuffer(spec.schema)
         for i in chunk.targets:
+            if i == spec.sequence_start(i):
+                state = None  # each video (each run of images) starts afresh
             if not frames.readable(i):
                 err = frames.errors[i]
                 error_row(rows, spec, i, state.index if state else None, i, err.kind, err.reason)
@@ -68,7 +70,7 @@ class Keyframes(Mode):
 
     def load_state(self, fields, arrays, inputs, spec, device):
         index = fields["kept_index"]
-        frames = spec.frames(K.resolve_device(device), capacity=1)
+        frames = spec.frames(K.resolve_device(device), capacity=1, wanted={index: inputs.paths[index]})
         if not frames.load(index, inputs.paths[index]):
             raise FramediffError(f"cannot resume: the last kept frame {inputs.paths[index]} is no longer readable")
         frames.prepare()
