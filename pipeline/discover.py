@@ -110,14 +110,17 @@ def _is_video_file(path) -> bool:
     """
     from .video import source_kind
 
+    return not _is_text_file(path) and source_kind(path, probe=True) == "video"
+
+
+def _is_text_file(path) -> bool:
+    """Whether the file starts like text (a listing), not like binary data."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(4096)
     except OSError:
         return False
-    if not head or (b"\0" not in head and _is_text(head)):
-        return False
-    return source_kind(path, probe=True) == "video"
+    return b"\0" not in head and _is_text(head)
 
 
 def _is_text(head: bytes) -> bool:
@@ -282,8 +285,10 @@ def discover(source, *, recursive: bool = False, sort: str = "natural") -> Disco
             found.root = path
             roots.append(path)
             collected.extend(_walk(path, recursive, found))
-        elif path.is_file() and (is_input_name(text) or _is_video_file(path)):
-            collected.append(path)  # a video (a listing is text, never one)
+        elif path.is_file() and (is_input_name(text) or (path.stat().st_size and not _is_text_file(path))):
+            # A video, or binary data given as one (its row says why it is not): a
+            # listing is text.
+            collected.append(path)
             roots.append(path.parent)
         elif path.is_file() and not is_image_name(text):
             listed = _read_listing(path)

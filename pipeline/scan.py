@@ -25,7 +25,7 @@ from framediff import kernels as K
 
 from .cluster import open_cluster
 from .decode import DecodeError
-from .discover import Discovery, discover, is_image_name, report_name
+from .discover import Discovery, discover, is_image_name
 from .engine import read_frame
 from .errors import FramediffError, ParameterError
 from .gpu import gpu_decoder
@@ -121,7 +121,7 @@ def plan_stage(request: ScanRequest, found: Discovery) -> _Planned:
     files = [os.fspath(p) for p in found.paths]
     file_names = [found.relative(p) for p in found.paths]
     if mode.uses_reference:
-        file_names, files = _with_outside_reference(request.reference, file_names, files)
+        file_names, files = _with_outside_reference(request.reference, file_names, files, found)
     times = {os.fspath(p): t for p, t in found.times.items()} if found.times else None
     expanded = expand_inputs(file_names, files, timeout=request.file_timeout, times=times)
     names, paths = expanded.names, expanded.paths
@@ -288,7 +288,7 @@ def _file_paths(planned: _Planned) -> list:
     return [p for p in planned.inputs.paths if not isinstance(p, VideoFrameRef)] + [v[1] for v in planned.expanded.videos]
 
 
-def _with_outside_reference(reference, names: list, files: list):
+def _with_outside_reference(reference, names: list, files: list, found: Discovery):
     """A reference image that is not among the inputs joins them (a video against a photo)."""
     if not isinstance(reference, (str, os.PathLike)) or str(reference).isdigit():
         return names, files
@@ -297,7 +297,7 @@ def _with_outside_reference(reference, names: list, files: list):
         return names, files
     if any(ref in (n, p) or os.path.abspath(ref) == os.path.abspath(p) for n, p in zip(names, files)):
         return names, files
-    return [*names, report_name(ref)], [*files, ref]
+    return [*names, found.relative(ref)], [*files, ref]
 
 
 def _check_video_outputs(request: ScanRequest, expanded: Expanded) -> None:
