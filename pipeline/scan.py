@@ -136,9 +136,8 @@ def plan_stage(request: ScanRequest, found: Discovery) -> _Planned:
     for target, link in ((request.copy_kept, False), (request.link_kept, True)):
         if target is not None:
             check_kept_destination(target, files, link=link)
-    for target in (request.extract_kept,):
-        if target is not None:
-            check_kept_destination(target, files, link=False)
+    if request.extract_kept is not None:
+        check_kept_destination(request.extract_kept, files, link=False)
     options = _resolve_first_shape(request.options, paths) if request.options.resize == "first" else request.options
     xp = K.resolve_device(options.device)
     device = "gpu" if xp is not np else "cpu"
@@ -166,7 +165,7 @@ def execute_stage(planned: _Planned, local_output, client):
     identity = {
         "fingerprint": spec.options.fingerprint(),
         # The files (videos by their size and time, not per frame): for images the inputs themselves.
-        "inputs": inputs_digest([v for v in _file_names(planned)], [p for p in _file_paths(planned)]),
+        "inputs": inputs_digest(*_files(planned)),
         "mode": spec.mode.name,
         "chunk_size": request.chunk_size,
         "thresholds": request.thresholds.as_dict(),
@@ -278,14 +277,12 @@ def _capture_times(found: Discovery):
     return {"time_b": pa.array(millis, pa.int64()).cast(pa.timestamp("ms", tz="UTC"))}
 
 
-def _file_names(planned: _Planned) -> list:
-    return [n for n, p in zip(planned.inputs.names, planned.inputs.paths) if not isinstance(p, VideoFrameRef)] + [
-        v[0] for v in planned.expanded.videos
-    ]
-
-
-def _file_paths(planned: _Planned) -> list:
-    return [p for p in planned.inputs.paths if not isinstance(p, VideoFrameRef)] + [v[1] for v in planned.expanded.videos]
+def _files(planned: _Planned) -> tuple[list, list]:
+    """Names and paths of the input files: images as they are, each video once."""
+    inputs, videos = planned.inputs, planned.expanded.videos
+    images = [(n, p) for n, p in zip(inputs.names, inputs.paths) if not isinstance(p, VideoFrameRef)]
+    pairs = images + [(name, path) for name, path, _index, _first in videos]
+    return [n for n, _ in pairs], [p for _, p in pairs]
 
 
 def _with_outside_reference(reference, names: list, files: list, found: Discovery):

@@ -265,3 +265,35 @@ def test_every_mode_is_the_same_on_processes_and_a_local_cluster(clips, mode):
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster, Client(cluster) as client:
         assert _rows(_scan(path, chunk_size=GOP, scheduler=client, **kw)) == expected
+
+
+def test_file_timeout_turns_a_stalled_video_into_a_row(clips, tmp_path):
+    """A FIFO named like a video that nobody writes to: --file-timeout gives up on it and
+    the other video is scanned as usual."""
+    import os
+    import threading
+
+    fifo = tmp_path / "stalled.mp4"
+    os.mkfifo(fifo)
+    try:
+        df = _scan([str(clips["closed.mp4"].path), str(fifo)], file_timeout=0.5, thresholds=CUTS)
+        errors = df[df.status == "error"]
+        assert errors.error_kind.tolist() == ["timeout"] and errors.path_b.iloc[0].endswith("stalled.mp4")
+        assert (df.status == "ok").sum() == N_FRAMES - 1
+    finally:
+        for _ in range(2):  # let the abandoned reader see the end of the file
+            done = threading.Event()
+            threading.Thread(target=lambda: (open(fifo, "wb").close(), done.set()), daemon=True).start()
+            done.wait(1.0)
+
+
+def test_events_carry_start_and_end_times(clips, tmp_path):
+    truth = clips["vfr.mkv"]
+    report = tmp_path / "r.parquet"
+    df = _scan(str(truth.path), thresholds=CUTS, output=str(report))
+    times = truth.times()
+    events = df.attrs["events"]
+    assert [e["first_index"] for e in events] == truth.cuts
+    assert [e["start_time"] for e in events] == pytest.approx([times[c] for c in truth.cuts], abs=1e-6)
+    table = pd.read_parquet(tmp_path / "r.events.parquet")
+    assert table.end_time.tolist() == pytest.approx([times[e["last_index"]] for e in events], abs=1e-6)
