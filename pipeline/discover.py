@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import FramediffError
+from .video import VIDEO_EXTENSIONS, is_video, is_video_name
 
-__all__ = ["IMAGE_EXTENSIONS", "SORT_ORDERS", "Discovery", "discover", "natural_key", "report_name"]
+__all__ = ["IMAGE_EXTENSIONS", "SORT_ORDERS", "Discovery", "discover", "natural_key", "report_name", "source_kind"]
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".pnm", ".pbm"}
@@ -97,9 +98,33 @@ def is_image_name(name: str) -> bool:
 
 def is_input_name(name: str) -> bool:
     """True when ``name`` has an image or a video extension: a scan input."""
-    from .video import is_video_name
-
     return is_image_name(name) or is_video_name(name)
+
+
+def source_kind(path, *, probe: bool = False, timeout: float | None = 10.0) -> str | None:
+    """What a scan makes of a file: ``'image'``, ``'video'`` or None (passed over).
+
+    The extension decides first (:data:`IMAGE_EXTENSIONS`, then
+    :data:`framediff.video.VIDEO_EXTENSIONS`); with
+    ``probe``, a file with any other extension is opened to see whether it is a video
+    (a camera's ``.dat`` or extension-less recordings under ``--recursive``).
+
+    Parameters
+    ----------
+    path : str or path-like
+    probe : bool
+        Open files whose extension says nothing (costs an open per such file).
+    timeout : float or None
+        Seconds before a stalled probe gives up (the file is then passed over).
+    """
+    suffix = Path(str(path)).suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return "image"
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    if probe and is_video(path, timeout=timeout):
+        return "video"
+    return None
 
 
 def _is_video_file(path) -> bool:
@@ -108,8 +133,6 @@ def _is_video_file(path) -> bool:
     Text is never probed: FFmpeg would read a listing or a log as ANSI art (its ``tty``
     demuxer), a "video".
     """
-    from .video import source_kind
-
     return not _is_text_file(path) and source_kind(path, probe=True) == "video"
 
 

@@ -16,6 +16,7 @@ from .atomic import atomic_path, write_json_atomic
 from .errors import FramediffError
 from .remote import filesystem, upload
 from .report import csv_safe, sidecar_path
+from .video_kept import event_table_with_times
 
 __all__ = ["Staging", "check_kept_destination", "materialise_kept", "write_keep_list", "write_sidecars"]
 
@@ -53,8 +54,6 @@ def write_sidecars(report_path, fmt: str, grouper, summary: dict, summary_path=N
 
     ``times`` (seconds per frame, a scan with videos) gives events their start and end times.
     """
-    from .video_kept import event_table_with_times
-
     events_path = sidecar_path(report_path, f".events.{fmt}")
     events = grouper.table()
     if times is not None:

@@ -38,7 +38,6 @@ __all__ = [
     "is_video",
     "is_video_name",
     "plan_segments",
-    "source_kind",
 ]
 
 VIDEO_EXTENSIONS = frozenset(
@@ -149,34 +148,6 @@ def frame_name(video_name: str, index: int) -> str:
 def is_video_name(name) -> bool:
     """Whether ``name`` has a video file extension (case-insensitive)."""
     return Path(str(name)).suffix.lower() in VIDEO_EXTENSIONS
-
-
-def source_kind(path, *, probe: bool = False, timeout: float | None = 10.0) -> str | None:
-    """What a scan makes of a file: ``'image'``, ``'video'`` or None (passed over).
-
-    The extension decides first (image extensions as in
-    :data:`framediff.discover.IMAGE_EXTENSIONS`, then :data:`VIDEO_EXTENSIONS`); with
-    ``probe``, a file with any other extension is opened to see whether it is a video
-    (a camera's ``.dat`` or extension-less recordings under ``--recursive``).
-
-    Parameters
-    ----------
-    path : str or path-like
-    probe : bool
-        Open files whose extension says nothing (costs an open per such file).
-    timeout : float or None
-        Seconds before a stalled probe gives up (the file is then passed over).
-    """
-    from .discover import IMAGE_EXTENSIONS
-
-    suffix = Path(str(path)).suffix.lower()
-    if suffix in IMAGE_EXTENSIONS:
-        return "image"
-    if suffix in VIDEO_EXTENSIONS:
-        return "video"
-    if probe and is_video(path, timeout=timeout):
-        return "video"
-    return None
 
 
 def is_video(path, *, timeout: float | None = 10.0) -> bool:

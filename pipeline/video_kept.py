@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from .video import frame_name
 from .video_inputs import Expanded
 from .video_outputs import extract_frames, kept_timestamps
 
@@ -53,8 +54,6 @@ def write_video_kept(expanded: Expanded, kept, *, extract=None, timestamps=None,
         ``extracted`` (images written), ``not_extracted`` (frame name -> reason) and
         ``kept_timestamps`` (CSV paths written).
     """
-    from .video import frame_name
-
     summary = {"extracted": 0, "not_extracted": {}, "kept_timestamps": []}
     per_video = kept_by_video(expanded, kept)
     videos = [v for v in expanded.videos if v[2].error is None]

@@ -283,8 +283,13 @@ def test_file_timeout_turns_a_stalled_video_into_a_row(clips, tmp_path):
     finally:
         for _ in range(2):  # let the abandoned reader see the end of the file
             done = threading.Event()
-            threading.Thread(target=lambda: (open(fifo, "wb").close(), done.set()), daemon=True).start()
+            threading.Thread(target=_open_and_close, args=(fifo, done), daemon=True).start()
             done.wait(1.0)
+
+
+def _open_and_close(fifo, done) -> None:
+    with open(fifo, "wb"):
+        done.set()
 
 
 def test_events_carry_start_and_end_times(clips, tmp_path):

@@ -20,9 +20,9 @@ from framediff import kernels as K
 from ..frames import KeptFrame
 from ..measure import error_row, gap_note, measure_planned
 from ..plan import Chunk
-from ..video_inputs import sequence_start
 from ..rows import RowBuffer
 from ..spec import ScanSpec
+from ..video_inputs import sequence_start
 from .base import Inputs, Mode, Route, device_name
 
 __all__ = ["MAX_LOOKBACK", "Consecutive", "consecutive_edge", "consecutive_inner", "last_readable_before"]
