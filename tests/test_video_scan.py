@@ -302,3 +302,11 @@ def test_events_carry_start_and_end_times(clips, tmp_path):
     assert [e["start_time"] for e in events] == pytest.approx([times[c] for c in truth.cuts], abs=1e-6)
     table = pd.read_parquet(tmp_path / "r.events.parquet")
     assert table.end_time.tolist() == pytest.approx([times[e["last_index"]] for e in events], abs=1e-6)
+
+
+def test_html_report_shows_thumbnails_of_video_frames(clips, tmp_path):
+    report, page = tmp_path / "r.parquet", tmp_path / "r.html"
+    _scan(str(clips["closed.mp4"].path), thresholds=CUTS, output=str(report), html=str(page))
+    text = page.read_text()
+    assert text.count('class="thumb"') >= 3 * len(clips["closed.mp4"].cuts)
+    assert "cannot read" not in text and "closed.mp4#frame=42" in text
