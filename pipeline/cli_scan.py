@@ -16,6 +16,7 @@ from .errors import FramediffError
 from .modes import MODES, get_mode
 from .request import CLUSTER_FIELDS, EXTRACT_FORMATS, GPU_DECODE, OPTION_FIELDS, REQUEST_FIELDS, default
 from .scan import run_scan
+from .video_inputs import count_inputs
 
 __all__ = ["Progress", "register"]
 
@@ -70,7 +71,7 @@ def _progress_for(args):
     if args.quiet or not sys.stderr.isatty():
         return None
     try:
-        n = len(discover(args.source, recursive=args.recursive, sort="none").paths)
+        n = count_inputs(discover(args.source, recursive=args.recursive, sort="none").paths, timeout=args.file_timeout)
         return Progress(get_mode(args.mode).expected_rows(n))
     except FramediffError:
         return None

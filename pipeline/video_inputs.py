@@ -26,7 +26,7 @@ from .decode import DecodeError
 from .discover import is_image_name
 from .video import VideoIndex, frame_name, index_video, plan_segments
 
-__all__ = ["Expanded", "Sequence", "VideoFrameRef", "chunk_ranges", "expand_inputs", "sequence_start"]
+__all__ = ["Expanded", "Sequence", "VideoFrameRef", "chunk_ranges", "count_inputs", "expand_inputs", "sequence_start"]
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,19 @@ def expand_inputs(names, paths, *, timeout: float | None = None, times: dict | N
             "time_b": pa.array(time_col, pa.float64()),
         }
     return Expanded(tuple(out_names), tuple(out_paths), tuple(sequences), videos, columns)
+
+
+def count_inputs(paths, *, timeout: float | None = None) -> int:
+    """How many inputs ``paths`` expand to: one per image, one per frame of each video
+    (a demux pass each; a video that cannot be read counts one)."""
+    total = 0
+    for path in paths:
+        if is_image_name(str(path)):
+            total += 1
+            continue
+        index = index_video(path, timeout=timeout)
+        total += (0 if index.error else index.n_frames) + (index.error is not None or index.damage is not None)
+    return total
 
 
 def sequence_start(starts, i: int) -> int:

@@ -17,9 +17,11 @@ av = pytest.importorskip("av")
 from video_clips import GOP, N_FRAMES, SIZE, damage_packet, first_p_frame, good_clips  # noqa: E402
 
 import framediff  # noqa: E402
+from framediff.discover import discover  # noqa: E402
 from framediff.errors import FramediffError  # noqa: E402
 from framediff.synthetic_video import make_clip  # noqa: E402
 from framediff.video import index_video  # noqa: E402
+from framediff.video_inputs import count_inputs  # noqa: E402
 
 #: Above the pan of a shot (about 19 grey levels a pixel), below every hard cut of the clips.
 CUTS = {"l1_per_pixel": 25}
@@ -99,6 +101,8 @@ def test_videos_and_images_are_sequences_of_their_own(clips, tmp_path):
     assert df[df.path_b.str.endswith(".png")]["frame"].isna().all()
     assert df[df.path_b.str.endswith(".png")]["time_b"].isna().all()
     assert df.path_b.map(source).value_counts().to_dict() == {"closed.mp4": N_FRAMES - 1, "vfr.mkv": N_FRAMES - 1, "images": 2}
+    # What the command line's progress display expects, from the files alone.
+    assert count_inputs(discover(str(folder)).paths) == df.attrs["summary"]["inputs"] == 2 * N_FRAMES + 3
 
 
 def test_image_only_report_has_no_video_columns(tmp_path):
