@@ -155,9 +155,15 @@ def test_keyframes_restart_in_each_video(clips, tmp_path):
     assert firsts.path_b.tolist() == ["closed.mp4#frame=0", "vfr.mkv#frame=0"]
 
 
-def test_background_learns_each_video_afresh(clips):
-    df = _scan([str(clips["closed.mp4"].path), str(clips["vfr.mkv"].path)], mode="background", chunk_size=40)
+def test_background_learns_each_video_afresh(clips, tmp_path):
+    masks = tmp_path / "masks"
+    df = _scan([str(clips["closed.mp4"].path), str(clips["vfr.mkv"].path)], mode="background", chunk_size=40,
+               masks=str(masks))
     assert len(df) == 2 * N_FRAMES
+    # One mask per measured frame, named after its video and frame.
+    measured = df[df.foreground_fraction.notna()]
+    assert len(list(masks.iterdir())) == len(measured)
+    assert (masks / "closed_000119.mask.png").exists()
     warm = df[df.note == "warm-up: learning the background"]
     # Each video starts a new model: warm-up rows at the start of both.
     assert warm.frame.min() == 0 and (warm.path_b.str.startswith("vfr.mkv")).any()

@@ -16,6 +16,7 @@ from framediff.kernels.background import BackgroundModel, update_background
 from ..atomic import atomic_path
 from ..measure import error_row
 from ..rows import RowBuffer
+from ..video_outputs import split_frame_name
 from .base import Inputs, Mode, Route
 from .chains import decode_chunk, plan_frames
 
@@ -112,7 +113,9 @@ class Background(Mode):
 def _write_mask(mask_dir, name: str, mask: np.ndarray) -> None:
     """Write a foreground mask as an 8-bit PNG named after the frame, inside mask_dir."""
     root = Path(mask_dir).resolve()
-    target = (root / (os.path.splitext(name)[0] + ".mask.png")).resolve()
+    video_frame = split_frame_name(name)  # clip.mp4#frame=12 -> clip_000012, as extracted frames are named
+    stem = f"{os.path.splitext(video_frame[0])[0]}_{video_frame[1]:06d}" if video_frame else os.path.splitext(name)[0]
+    target = (root / (stem + ".mask.png")).resolve()
     if root not in target.parents:  # a crafted name must not escape the folder
         target = root / (Path(name).name + ".mask.png")
     target.parent.mkdir(parents=True, exist_ok=True)
