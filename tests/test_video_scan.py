@@ -320,3 +320,16 @@ def test_html_report_shows_thumbnails_of_video_frames(clips, tmp_path):
     text = page.read_text()
     assert text.count('class="thumb"') >= 3 * len(clips["closed.mp4"].cuts)
     assert "cannot read" not in text and "closed.mp4#frame=42" in text
+
+
+def test_a_listing_and_a_glob_name_videos_too(clips, tmp_path):
+    import imageio.v3 as iio
+
+    iio.imwrite(tmp_path / "still.png", np.zeros(SIZE, np.uint8))
+    listing = tmp_path / "inputs.txt"
+    listing.write_text(f"{clips['closed.mp4'].path}\n# a comment\nstill.png\n")
+    listed = _scan(str(listing))
+    assert len(listed) == N_FRAMES - 1  # the video's pairs; the still is a sequence of one
+    assert listed.attrs["summary"]["inputs"] == N_FRAMES + 1
+    globbed = _scan(str(clips["closed.mp4"].path.parent / "*.mkv"))
+    assert set(globbed.path_b.str.split("#").str[0]) == {"open_gop.mkv", "vfr.mkv"}
