@@ -37,7 +37,12 @@ show what the scan's own work (rows, metrics, change kinds, report) costs on top
 
 Figures depend on the machine and its load: run it alone for numbers worth quoting.
 
+With ``--rss 16 64``, instead: peak resident memory of ``framediff scan`` (2 workers, a
+fresh process each) on 720p clips of those lengths in seconds; flat means memory does not
+grow with the video (frames are decoded a chunk at a time, never the whole file).
+
 Usage:  python scripts/bench_video.py [--seconds 12] [--sizes 1080 720] [--out DIR]
+        python scripts/bench_video.py --rss 16 64
 """
 
 from __future__ import annotations
@@ -240,12 +245,46 @@ def bench_clip(truth, rows):
             print(f"{label:>10} scan-2w / {peer} = {r['scan-2w'] / r[peer]:.2f}")
 
 
+# VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child would report the
+# parent's peak at fork (the parent just wrote the clip).
+_RSS_CHILD = """
+import sys
+import framediff
+df = framediff.scan(sys.argv[1], workers=2, thresholds={"l1_per_pixel": 20}, output=sys.argv[2], overwrite=True)
+status = open("/proc/self/status").read()
+print(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+"""
+
+
+def rss_run(lengths, out: Path) -> None:
+    """Peak RSS of a scan (its own process; Linux) on 720p clips of each length in seconds."""
+    from framediff.synthetic_video import make_clip
+
+    for seconds in lengths:
+        path = out / f"rss_{seconds:g}s.mp4"
+        truth = make_clip(path, n_frames=int(seconds * FPS), size=(720, 1280), fps=FPS, gop=GOP, bframes=2)
+        started = time.perf_counter()
+        run = subprocess.run([sys.executable, "-c", _RSS_CHILD, str(path), str(out / "rss.parquet")],
+                             capture_output=True, text=True, check=True)
+        wall = time.perf_counter() - started
+        peak_mib = int(run.stdout.strip().splitlines()[-1]) / 1024
+        print(f"{seconds:6g} s of 1280x720 ({truth.n_frames} frames): peak RSS {peak_mib:7.1f} MiB, "
+              f"{truth.n_frames / wall:6.1f} frames/s including start-up", flush=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=12.0, help="clip length (default 12 s at 25 fps)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1080, 720], help="clip heights (16:9)")
     parser.add_argument("--out", type=Path, default=None, help="keep the clips here (default: a temporary folder)")
+    parser.add_argument("--rss", type=float, nargs="+", metavar="SECONDS", help="measure peak RSS on clips of these lengths instead")
     args = parser.parse_args(argv)
+    if args.rss:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = args.out or Path(tmp)
+            out.mkdir(parents=True, exist_ok=True)
+            rss_run(args.rss, out)
+        return 0
 
     from framediff.synthetic_video import make_clip
 
