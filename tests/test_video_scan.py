@@ -333,3 +333,23 @@ def test_a_listing_and_a_glob_name_videos_too(clips, tmp_path):
     assert listed.attrs["summary"]["inputs"] == N_FRAMES + 1
     globbed = _scan(str(clips["closed.mp4"].path.parent / "*.mkv"))
     assert set(globbed.path_b.str.split("#").str[0]) == {"open_gop.mkv", "vfr.mkv"}
+
+
+@pytest.mark.parametrize("name", ["open_gop.mp4", "vfr.mkv"])
+def test_standalone_chunks_decode_the_frame_before_and_agree_with_the_chain(clips, name):
+    """The route a cluster takes: each chunk alone, decoding the frame before its first
+    (a seek back to that frame's keyframe), gives the chain's rows."""
+    import pyarrow as pa
+
+    from framediff.request import ScanRequest
+    from framediff.scan import discover_stage, plan_stage
+
+    path = str(clips[name].path)
+    request = ScanRequest.build(path, thresholds=CUTS, chunk_size=GOP)
+    planned = plan_stage(request, discover_stage(request))
+    chunks = list(request.mode.plan(planned.inputs, request.chunk_size))
+    assert len(chunks) > 2 and all(planned.inputs.paths[c.targets[0]].frame % GOP == 0 for c in chunks)
+    alone = pa.concat_tables([request.mode.run(c, planned.spec, np) for c in chunks]).to_pandas()
+    chain = _scan(path, thresholds=CUTS, chunk_size=GOP, scheduler="threads")
+    columns = [c for c in chain.columns if c not in ("frame", "pts", "time_b")]  # filled in by the driver
+    assert _rows(alone[columns]) == _rows(chain[columns])
