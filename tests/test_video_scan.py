@@ -199,6 +199,8 @@ def _hostile(root, clips):
     mkv = clips["open_gop.mkv"].path.read_bytes()
     at = mkv.find(b"V_MPEG4/ISO/AVC")
     (root / "alien.mkv").write_bytes(mkv[:at] + b"V_ALIEN/XYZ/ABC" + mkv[at + 15 :])
+    mkv_path = clips["open_gop.mkv"].path
+    (root / "cut.mkv").write_bytes(mkv[: mkv_path.stat().st_size * 2 // 3])
     damaged = root / "damaged.mp4"
     bad = first_p_frame(good, 30)
     damage_packet(good, damaged, bad)
@@ -207,11 +209,16 @@ def _hostile(root, clips):
 
 def test_hostile_videos_are_rows(clips, tmp_path):
     bad = _hostile(tmp_path, clips)
-    files = ["empty.mp4", "cut.mp4", "voice.m4a", "alien.mkv", "damaged.mp4"]
+    files = ["empty.mp4", "cut.mp4", "cut.mkv", "voice.m4a", "alien.mkv", "damaged.mp4"]
     df = _scan([str(tmp_path / f) for f in files], chunk_size=20)
     errors = df[df.status == "error"]
     by_file = {p: k for p, k in zip(errors.path_b, errors.error_kind) if "#" not in p}
-    assert by_file == {"empty.mp4": "empty", "cut.mp4": "truncated", "voice.m4a": "no-video", "alien.mkv": "unsupported"}
+    assert by_file == {
+        "empty.mp4": "empty", "cut.mp4": "truncated", "cut.mkv": "truncated", "voice.m4a": "no-video", "alien.mkv": "unsupported"
+    }
+    # A Matroska file cut short keeps the frames before the cut: compared, then one row for the file.
+    cut = df[df.path_b.str.startswith("cut.mkv")]
+    assert (cut.status == "ok").sum() >= N_FRAMES // 2 and cut.path_b.iloc[-1] == "cut.mkv"
     assert all("\n" not in reason for reason in errors.error)
     damaged = df[df.path_b.str.startswith("damaged.mp4")]
     corrupt = damaged[damaged.error_kind == "corrupt"].frame.tolist()
