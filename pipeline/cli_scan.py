@@ -15,8 +15,9 @@ from .discover import SORT_ORDERS, discover
 from .errors import FramediffError
 from .modes import MODES, get_mode
 from .options import BG_METHODS, preset_default
-from .request import CLUSTER_FIELDS, GPU_DECODE, OPTION_FIELDS, REQUEST_FIELDS, default
+from .request import CLUSTER_FIELDS, EXTRACT_FORMATS, GPU_DECODE, OPTION_FIELDS, REQUEST_FIELDS, default
 from .scan import run_scan
+from .video_inputs import count_inputs
 
 __all__ = ["Progress", "register"]
 
@@ -71,7 +72,7 @@ def _progress_for(args):
     if args.quiet or not sys.stderr.isatty():
         return None
     try:
-        n = len(discover(args.source, recursive=args.recursive, sort="none").paths)
+        n = count_inputs(discover(args.source, recursive=args.recursive, sort="none").paths, timeout=args.file_timeout)
         return Progress(get_mode(args.mode).expected_rows(n))
     except FramediffError:
         return None
@@ -106,7 +107,7 @@ def _run_scan(args) -> int:
 
 
 def _add_scan_arguments(p) -> None:
-    p.add_argument("source", nargs="+", help="directory, glob pattern, image file, or a file listing image paths")
+    p.add_argument("source", nargs="+", help="directory, glob pattern, image or video file, or a file listing image and video paths")
     p.add_argument("-o", "--output", help="report path (.parquet or .csv); default framediff-report.parquet")
     p.add_argument("--format", choices=("parquet", "csv"), help="report format (default: from the suffix)")
     p.add_argument("--partitioned", action="store_true", help="write a folder of part files (big runs)")
@@ -146,6 +147,9 @@ def _add_scan_arguments(p) -> None:
     p.add_argument("--keep-list0", action="store_true", help="write the keep list NUL-separated (for xargs -0)")
     p.add_argument("--copy-kept", help="keyframes: copy the kept images into this folder")
     p.add_argument("--link-kept", help="keyframes: symlink the kept images into this folder")
+    p.add_argument("--extract-kept", metavar="DIR", help="keyframes over videos: write the kept video frames as images into DIR")
+    p.add_argument("--extract-format", choices=EXTRACT_FORMATS, default=default("extract_format"), help=f"image format of --extract-kept (default {default('extract_format')})")
+    p.add_argument("--kept-timestamps", metavar="FILE", help="keyframes over videos: kept frames' times (CSV) and an ffmpeg select script (FILE.select), per video")
     b = p.add_argument_group("background mode")
     b.add_argument("--masks", help="write foreground masks as PNG files into this folder")
     b.add_argument(

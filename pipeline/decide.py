@@ -366,6 +366,11 @@ class DecisionStage:
         """The running window (for a chain's resumable state)."""
         return {"l1": list(self._l1), "decorr": list(self._decorr)}
 
+    def reset_window(self) -> None:
+        """Forget the noise floor (a new video or run of images starts)."""
+        self._l1.clear()
+        self._decorr.clear()
+
     def restore_window(self, window: dict) -> None:
         """Continue from :meth:`window`'s record."""
         self._l1.extend(window.get("l1", ()))

@@ -11,6 +11,7 @@ from pathlib import Path
 from .decode import _pillow_open
 from .errors import FramediffError
 from .remote import is_url, list_images
+from .video import VIDEO_EXTENSIONS, is_media, is_video, is_video_name
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -20,6 +21,7 @@ __all__ = [
     "natural_key",
     "read_text_file",
     "report_name",
+    "source_kind",
     "source_label",
 ]
 
@@ -129,6 +131,67 @@ def _list_dir(dirpath: str):
                 is_dir = False
             (dirs if is_dir else files).append(entry.name)
     return dirs, files
+def is_input_name(name: str) -> bool:
+    """True when ``name`` has an image or a video extension: a scan input."""
+    return is_image_name(name) or is_video_name(name)
+
+
+def source_kind(path, *, probe: bool = False, timeout: float | None = 10.0) -> str | None:
+    """What a scan makes of a file: ``'image'``, ``'video'`` or None (passed over).
+
+    The extension decides first (:data:`IMAGE_EXTENSIONS`, then
+    :data:`framediff.video.VIDEO_EXTENSIONS`); with
+    ``probe``, a file with any other extension is opened to see whether it is a video
+    (a camera's ``.dat`` or extension-less recordings under ``--recursive``).
+
+    Parameters
+    ----------
+    path : str or path-like
+    probe : bool
+        Open files whose extension says nothing (costs an open per such file).
+    timeout : float or None
+        Seconds before a stalled probe gives up (the file is then passed over).
+    """
+    suffix = Path(str(path)).suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return "image"
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    if probe and is_video(path, timeout=timeout):
+        return "video"
+    return None
+
+
+def _is_video_file(path) -> bool:
+    """A file whose extension says nothing that FFmpeg opens as a video (probed).
+
+    Text is never probed: FFmpeg would read a listing or a log as ANSI art (its ``tty``
+    demuxer), a "video".
+    """
+    return not _is_text_file(path) and source_kind(path, probe=True) == "video"
+
+
+def _is_media_file(path) -> bool:
+    """A file FFmpeg opens as media (an audio file too): given by name, it is an input."""
+    return not _is_text_file(path) and is_media(path)
+
+
+def _is_text_file(path) -> bool:
+    """Whether the file starts like text (a listing), not like binary data."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return b"\0" not in head and _is_text(head)
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3  # only a character cut at the end of the sample
+    return True
 
 
 def _walk(root: Path, recursive: bool, found: Discovery) -> list:
@@ -154,7 +217,7 @@ def _walk(root: Path, recursive: bool, found: Discovery) -> list:
             continue
         visited.add(key)
         for name in filenames:
-            if is_image_name(name):
+            if is_input_name(name) or (recursive and _is_video_file(Path(dirpath) / name)):
                 paths.append(Path(dirpath) / name)
             else:
                 found.skipped_non_image += 1
@@ -228,7 +291,7 @@ def _is_image_file(path: Path) -> bool:
 
 
 def _read_listing(listing: Path) -> list:
-    lines = read_text_file(listing, "listing of paths", binary="an image").splitlines()
+    lines = read_text_file(listing, "listing of paths", binary="an image or video").splitlines()
     base = listing.parent
     out = []
     for line in lines:
@@ -357,8 +420,10 @@ def discover(source, *, recursive: bool = False, sort: str = "natural") -> Disco
             found.root = path
             roots.append(path)
             collected.extend(_walk(path, recursive, found))
-        elif path.is_file() and not is_image_name(text) and _is_image_file(path):
-            collected.append(path)  # an image under another extension (.avif, none)
+        elif path.is_file() and (is_input_name(text) or _is_image_file(path) or _is_media_file(path)):
+            # An image or video named as one or recognised by its header (.avif, .dat, none),
+            # or media without a usable video stream (its row says why).
+            collected.append(path)
             roots.append(path.parent)
         elif path.is_file() and not is_image_name(text):
             listed = _read_listing(path)
@@ -372,7 +437,7 @@ def discover(source, *, recursive: bool = False, sort: str = "natural") -> Disco
                     f"{text}: folders nested too deep for a glob pattern; give the folder with --recursive"
                 ) from None
             for m in matches:
-                if is_image_name(m):
+                if is_input_name(m):
                     collected.append(Path(m))
                 elif os.path.isfile(m):
                     found.skipped_non_image += 1

@@ -20,6 +20,8 @@ from .decode import DecodeError, read_bytes
 from .engine import FrameStack, fit_frame, prepare_stack, read_frame_typed
 from .gpu import decode_on_device, pinned_empty
 from .options import Options
+from .video_frames import VideoReader
+from .video_inputs import VideoFrameRef
 
 __all__ = ["Frames", "KeptFrame", "read_with_timeout"]
 
@@ -92,6 +94,7 @@ class Frames:
         timeout=None,
         skip=frozenset(),
         gpu_decode=False,
+        wanted=None,
     ):
         self.opts = opts
         self.xp = xp
@@ -109,6 +112,8 @@ class Frames:
         self._raw: dict[int, np.ndarray] = {}
         self._where: dict[int, tuple[FrameStack, int]] = {}
         self.sources: dict[int, np.dtype] = {}  # the dtype each frame was decoded as
+        self._wanted = wanted
+        self._video: VideoReader | None = None
 
     def _slot(self):
         if self._stack is None or len(self._slots) >= len(self._stack):
@@ -130,7 +135,11 @@ class Frames:
         # A decode abandoned by the timeout may still finish later: never into a slot.
         slot = None if self.timeout else self._slot()
         try:
-            image, self.sources[index] = _read_with_retries(path, self.opts, slot, self.retries, self.timeout)
+            if isinstance(path, VideoFrameRef):
+                image = self._video_reader().read(path)
+                self.sources[index] = np.dtype(image.dtype)
+            else:
+                image, self.sources[index] = _read_with_retries(path, self.opts, slot, self.retries, self.timeout)
         except DecodeError as exc:
             # A listing's relative names resolve against its folder: say where we looked.
             self.errors[index] = DecodeError(exc.kind, f"{exc.reason}: {path}") if exc.kind == "missing" else exc
@@ -153,6 +162,11 @@ class Frames:
         else:
             self._host[index] = np.array(image, copy=True)  # the decoder reuses its buffer
         return True
+
+    def _video_reader(self) -> VideoReader:
+        if self._video is None:
+            self._video = VideoReader(self.opts, self.timeout, self._wanted)
+        return self._video
 
     def _load_on_device(self, index: int, path: str) -> bool:
         """Decode a JPEG on the GPU; False (CPU decoding follows) on any failure."""
@@ -185,6 +199,9 @@ class Frames:
         (the background model), frames are kept as decoded; each pair prepares its own
         (see ``measure_pair_images``).
         """
+        if self._video is not None:  # every frame is loaded: end the decodes (and their files)
+            self._video.close()
+            self._video = None
         for i, pos in self._slots.items():
             self._raw[i] = self._stack[pos]
         self._raw.update(self._host)

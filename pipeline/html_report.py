@@ -33,6 +33,7 @@ from .errors import FramediffError
 from .metrics import ALL_METRICS, CHANNELS, HIGHER_IS_SIMILAR
 from .modes import MODES
 from .report import legacy_sidecar_path, sidecar_path
+from .video_outputs import read_video_frame, split_frame_name
 
 __all__ = ["write_html_report"]
 
@@ -569,14 +570,18 @@ def _thumbnail(root: Path | None, name, shape_hint, fmt: str):
         return None, "input root unknown (pass --root)"
     if not isinstance(name, str) or not name:
         return None, "no path in the report"
-    path = _inside(root, name)
+    video_frame = split_frame_name(name)  # clip.mp4#frame=123: decoded from the video
+    path = _inside(root, video_frame[0] if video_frame else name)
     if path is None:
         return None, "path outside the input root: not read"
     scale = 1.0
     if shape_hint and all(shape_hint) and max(shape_hint) > 0:
         scale = min(1.0, max(0.125, 2.0 * _THUMB / max(shape_hint)))
     try:
-        image = _to_rgb8(read_image(path, scale=scale))
+        if video_frame:
+            image = _to_rgb8(read_video_frame(path, video_frame[1], scale=scale))
+        else:
+            image = _to_rgb8(read_image(path, scale=scale))
     except DecodeError as exc:
         return None, f"cannot read: {exc.reason} [{exc.kind}]"
     except (OSError, ValueError, MemoryError) as exc:

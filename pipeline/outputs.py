@@ -16,6 +16,7 @@ from .atomic import atomic_path, write_json_atomic
 from .errors import FramediffError
 from .remote import filesystem, upload
 from .report import csv_safe, format_for, sidecar_path
+from .video_kept import event_table_with_times
 
 __all__ = ["Staging", "check_kept_destination", "check_outputs", "materialise_kept", "write_keep_list", "write_sidecars"]
 
@@ -48,10 +49,15 @@ class Staging:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def write_sidecars(report_path, fmt: str, grouper, summary: dict, summary_path=None) -> None:
-    """The events table and the JSON summary next to the report."""
+def write_sidecars(report_path, fmt: str, grouper, summary: dict, summary_path=None, times=None) -> None:
+    """The events table and the JSON summary next to the report.
+
+    ``times`` (seconds per frame, a scan with videos) gives events their start and end times.
+    """
     events_path = sidecar_path(report_path, f".events.{fmt}")
     events = grouper.table()
+    if times is not None:
+        events = event_table_with_times(events, times)
     with atomic_path(events_path) as tmp:
         if fmt == "parquet":
             pq.write_table(events, tmp)
@@ -101,6 +107,8 @@ def check_outputs(request, paths) -> None:
         "masks": request.masks,
         "copy_kept": request.copy_kept,
         "link_kept": request.link_kept,
+        "extract_kept": request.extract_kept,
+        "kept_timestamps": request.kept_timestamps,
     }
     seen = {}
     for what, path in named.items():

@@ -25,9 +25,10 @@ from .options import Options, make_options
 from .report import FORMATS
 from .thresholds import Thresholds
 
-__all__ = ["CLUSTER_FIELDS", "GPU_DECODE", "OPTION_FIELDS", "REQUEST_FIELDS", "ScanRequest", "default"]
+__all__ = ["CLUSTER_FIELDS", "EXTRACT_FORMATS", "GPU_DECODE", "OPTION_FIELDS", "REQUEST_FIELDS", "ScanRequest", "default"]
 
 GPU_DECODE = ("auto", "on", "off")
+EXTRACT_FORMATS = ("jpg", "png")
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,14 @@ class ScanRequest:
         Modes that keep frames: the kept frames' names (one per line), copies or links.
     keep_list0 : bool
         Write the keep-list NUL-separated (for ``xargs -0``): names may hold newlines.
+        Modes that keep frames: the kept frames' names, copies or links.
+    extract_kept : path or None
+        Modes that keep frames, over videos: a folder for the kept video frames as images.
+    extract_format : {'jpg', 'png'}
+        Image format of ``extract_kept``.
+    kept_timestamps : path or None
+        Modes that keep frames, over videos: a CSV of the kept frames' times and an
+        ffmpeg ``select`` filter script next to it, per video.
     masks : path or None
         Modes that compute foreground masks: a folder for them as PNG files.
     sensitivity : {'low', 'normal', 'high'} or float
@@ -128,6 +137,9 @@ class ScanRequest:
     keep_list: object = None
     keep_list0: bool = False
     copy_kept: object = None
+    extract_kept: object = None
+    extract_format: str = "jpg"
+    kept_timestamps: object = None
     link_kept: object = None
     masks: object = None
     sensitivity: object = "normal"
@@ -192,6 +204,7 @@ class ScanRequest:
         parse_keep_on(self.keep_on)
         _choice("sort", self.sort, SORT_ORDERS)
         _choice("gpu_decode", self.gpu_decode, GPU_DECODE)
+        _choice("extract_format", self.extract_format, EXTRACT_FORMATS)
         if self.format is not None:
             _choice("format", self.format, FORMATS)
         self._check_output_format()
@@ -225,6 +238,8 @@ class ScanRequest:
                 ("keep_list", mode.keeps_frames),
                 ("copy_kept", mode.keeps_frames),
                 ("link_kept", mode.keeps_frames),
+                ("extract_kept", mode.keeps_frames),
+                ("kept_timestamps", mode.keeps_frames),
                 ("masks", not mode.measures_pairs),
                 ("keep_on", mode.keeps_frames),
             )

@@ -10,7 +10,7 @@ from .metrics import metric_columns, option_columns
 __all__ = ["RowBuffer", "report_schema", "row_schema"]
 
 
-def row_schema(opts, mode, *, timed: bool = False) -> pa.Schema:
+def row_schema(opts, mode, *, timed: bool = False, video: bool = False) -> pa.Schema:
     """Arrow schema of a report: identifiers, shape, metric columns, extras, outcome.
 
     Metric and option columns come from :mod:`framediff.metrics`, the one place they
@@ -25,7 +25,9 @@ def row_schema(opts, mode, *, timed: bool = False) -> pa.Schema:
         pa.field("height", pa.int32()),
         pa.field("width", pa.int32()),
     ]
-    if timed:  # the inputs were ordered by capture time: keep it, per frame b
+    if video:  # frame b's position in its video, its timestamp, and its time in seconds
+        fields[5:5] = [pa.field("frame", pa.int64()), pa.field("pts", pa.int64()), pa.field("time_b", pa.float64())]
+    elif timed:  # the inputs were ordered by capture time: keep it, per frame b
         fields.insert(5, pa.field("time_b", pa.timestamp("ms", tz="UTC")))
     if mode.measures_pairs:  # the background model measures frames, not pairs
         fields += [pa.field(name, typ) for name, typ in metric_columns(opts)]

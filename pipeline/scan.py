@@ -26,7 +26,7 @@ from framediff import kernels as K
 from .cluster import open_cluster
 from .decide import DecisionStage, parse_keep_on
 from .decode import DecodeError
-from .discover import Discovery, discover
+from .discover import Discovery, discover, is_image_name
 from .engine import read_frame
 from .errors import FramediffError, ParameterError
 from .gpu import gpu_decoder
@@ -43,6 +43,9 @@ from .request import ScanRequest
 from .schedule import check_scheduler, execute
 from .sink import ReportSink
 from .spec import ScanSpec
+from .video_decode import output_shape
+from .video_inputs import Expanded, VideoFrameRef, expand_inputs
+from .video_kept import add_event_times, write_video_kept
 
 __all__ = ["ScanResult", "run_scan", "scan"]
 
@@ -84,7 +87,8 @@ class _Planned:
     inputs: Inputs
     spec: ScanSpec
     device: str
-    times: pa.Array | None
+    columns: dict | None
+    expanded: Expanded
 
 
 def run_scan(source, **params) -> ScanResult:
@@ -114,19 +118,28 @@ def discover_stage(request: ScanRequest) -> Discovery:
 def plan_stage(request: ScanRequest, found: Discovery) -> _Planned:
     """Resolve what the mode needs (reference, pair list) and build the task spec."""
     check_scheduler(request.scheduler)
-    names = tuple(found.relative(p) for p in found.paths)
-    paths = tuple(os.fspath(p) for p in found.paths)
     mode = request.mode
+    files = [os.fspath(p) for p in found.paths]
+    file_names = [found.relative(p) for p in found.paths]
+    if mode.uses_reference:
+        file_names, files = _with_outside_reference(request.reference, file_names, files, found)
+    times = {os.fspath(p): t for p, t in found.times.items()} if found.times else None
+    expanded = expand_inputs(file_names, files, timeout=request.file_timeout, times=times)
+    names, paths = expanded.names, expanded.paths
     inputs = Inputs(
         names,
         paths,
         reference=resolve_reference(request.reference, names, paths) if mode.uses_reference else None,
         pairs=read_pair_list(request.pair_list, names) if request.pair_list is not None else None,
+        sequences=expanded.sequences if expanded.videos else (),
     )
-    check_outputs(request, paths)
+    check_outputs(request, files)
+    _check_video_outputs(request, expanded)
     for target, link in ((request.copy_kept, False), (request.link_kept, True)):
         if target is not None:
-            check_kept_destination(target, paths, link=link)
+            check_kept_destination(target, files, link=link)
+    if request.extract_kept is not None:
+        check_kept_destination(request.extract_kept, files, link=False)
     options = _resolve_first_shape(request.options, paths) if request.options.resize == "first" else request.options
     xp = K.resolve_device(options.device)
     device = "gpu" if xp is not np else "cpu"
@@ -143,8 +156,11 @@ def plan_stage(request: ScanRequest, found: Discovery) -> _Planned:
         timed=bool(found.times),
         sensitivity=request.sensitivity,
         keep_on=parse_keep_on(request.keep_on),
+        video=bool(expanded.videos),
+        starts=inputs.starts,
     )
-    return _Planned(request, found, inputs, spec, device, _capture_times(found))
+    columns = expanded.columns if expanded.videos else _capture_times(found)
+    return _Planned(request, found, inputs, spec, device, columns, expanded)
 
 
 def execute_stage(planned: _Planned, local_output, client):
@@ -152,14 +168,15 @@ def execute_stage(planned: _Planned, local_output, client):
     request, spec, inputs = planned.request, planned.spec, planned.inputs
     identity = {
         "fingerprint": spec.options.fingerprint(),
-        "inputs": inputs_digest(inputs.names, inputs.paths),
+        # The files (videos by their size and time, not per frame): for images the inputs themselves.
+        "inputs": inputs_digest(*_files(planned)),
         "mode": spec.mode.name,
         "chunk_size": request.chunk_size,
         "thresholds": request.thresholds.as_dict(),
         "decisions": _decisions(spec),
         "reference": inputs.reference,
     }
-    sink = ReportSink(request, spec, local_output, identity, _metadata(planned), planned.times)
+    sink = ReportSink(request, spec, local_output, identity, _metadata(planned), planned.columns)
     try:
         chunks = sink.pending(spec.mode.plan(inputs, request.chunk_size))
         execute(
@@ -186,9 +203,14 @@ def finish_stage(planned: _Planned, sink: ReportSink, report, staging, wall: flo
     """Summary and sidecars, the HTML page, the upload, keep-lists and kept copies."""
     request, inputs = planned.request, planned.inputs
     events = sink.grouper.finish()
+    event_times = planned.columns.get("time_b") if planned.spec.video else None
+    if event_times is not None:
+        add_event_times(events, event_times)
     summary = _summary(planned, sink, report, wall, len(events))
     if report is not None:
-        write_sidecars(report, format_for(report, request.format), sink.grouper, summary, request.summary)
+        write_sidecars(
+            report, format_for(report, request.format), sink.grouper, summary, request.summary, times=event_times
+        )
         if request.html is not None:
             write_html_report(report, request.html)
     if staging is not None:
@@ -201,6 +223,11 @@ def finish_stage(planned: _Planned, sink: ReportSink, report, staging, wall: flo
         if target is not None:
             kept_files = [(planned.found.relative_path(inputs.paths[i]), inputs.paths[i]) for i in sink.kept]
             materialise_kept(kept_files, Path(target), link=link)
+    if request.extract_kept is not None or request.kept_timestamps is not None:
+        summary["video_outputs"] = write_video_kept(
+            planned.expanded, sink.kept, extract=request.extract_kept, timestamps=request.kept_timestamps,
+            fmt=request.extract_format, read_timeout=request.file_timeout, overwrite=request.overwrite,
+        )  # fmt: skip
     return ScanResult(summary, report, events, kept, sink.tables)
 
 
@@ -210,6 +237,7 @@ def _summary(planned: _Planned, sink: ReportSink, report, wall: float, n_events:
     return {
         "mode": spec.mode.name,
         "inputs": n,
+        **({"videos": len(planned.expanded.videos)} if planned.expanded.videos else {}),
         "skipped_non_image": found.skipped_non_image,
         "unreadable_dirs": found.unreadable_dirs,
         "symlink_loops_skipped": found.symlink_loops,
@@ -266,7 +294,38 @@ def _capture_times(found: Discovery):
     if not found.times:
         return None
     millis = [None if found.times.get(p) is None else int(found.times[p] * 1000) for p in found.paths]
-    return pa.array(millis, pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+    return {"time_b": pa.array(millis, pa.int64()).cast(pa.timestamp("ms", tz="UTC"))}
+
+
+def _files(planned: _Planned) -> tuple[list, list]:
+    """Names and paths of the input files: images as they are, each video once."""
+    inputs, videos = planned.inputs, planned.expanded.videos
+    images = [(n, p) for n, p in zip(inputs.names, inputs.paths) if not isinstance(p, VideoFrameRef)]
+    pairs = images + [(name, path) for name, path, _index, _first in videos]
+    return [n for n, _ in pairs], [p for _, p in pairs]
+
+
+def _with_outside_reference(reference, names: list, files: list, found: Discovery):
+    """A reference image that is not among the inputs joins them (a video against a photo)."""
+    if not isinstance(reference, (str, os.PathLike)) or str(reference).isdigit():
+        return names, files
+    ref = os.fspath(reference)
+    if "#frame=" in ref or not os.path.isfile(ref) or not is_image_name(ref):
+        return names, files
+    if any(ref in (n, p) or os.path.abspath(ref) == os.path.abspath(p) for n, p in zip(names, files)):
+        return names, files
+    return [*names, found.relative(ref)], [*files, ref]
+
+
+def _check_video_outputs(request: ScanRequest, expanded: Expanded) -> None:
+    """Outputs that copy files cannot copy a video's frames; video outputs need videos."""
+    if expanded.videos:
+        for name in ("copy_kept", "link_kept"):
+            if getattr(request, name) is not None:
+                raise ParameterError(name, f": video frames are not files to {name.split('_')[0]}; use extract_kept")
+    elif request.extract_kept is not None or request.kept_timestamps is not None:
+        which = "extract_kept" if request.extract_kept is not None else "kept_timestamps"
+        raise ParameterError(which, ": no video among the inputs (for images use copy_kept or keep_list)")
 
 
 def _is_url_output(request: ScanRequest) -> bool:
@@ -295,6 +354,11 @@ def _gpu_decode(choice: str, device: str) -> bool:
 def _resolve_first_shape(options: Options, paths) -> Options:
     """``resize='first'`` in a scan: every frame to the shape of the first readable one."""
     for path in paths:
+        if isinstance(path, VideoFrameRef):
+            if path.frame is None:
+                continue
+            h, w = output_shape(path.index, options.scale)
+            return dataclasses.replace(options, resize=f"{w}x{h}")
         try:
             image = read_frame(path, options)
         except DecodeError:

@@ -42,14 +42,16 @@ class ReportSink:
         What a resumed run must match (see :class:`~framediff.manifest.RunFolder`).
     metadata : dict
         Written into the report.
-    times : pyarrow.Array or None
-        Capture time of every frame, by index, when the inputs were ordered by it.
+    columns : dict of str -> pyarrow.Array, or None
+        Columns known to the driver only, by frame index, filled in per frame ``b``:
+        capture times (``time_b``) when the inputs were ordered by them; a video's
+        ``frame``, ``pts`` and ``time_b``.
     """
 
-    def __init__(self, request, spec, local_output, identity, metadata, times=None):
+    def __init__(self, request, spec, local_output, identity, metadata, columns=None):
         self.request = request
         self.spec = spec
-        self.times = times
+        self.columns = columns or {}
         self.counts = Counter()
         self.errors_by_kind = Counter()
         self.kept: list[int] = []
@@ -134,10 +136,11 @@ class ReportSink:
             self._held = decided
 
     def _emit(self, table: pa.Table) -> None:
-        if self.times is not None:  # capture time of frame b, known to the driver only
-            pos = table.schema.get_field_index("time_b")
+        if self.columns:  # per frame b, known to the driver only
             index_b = pc.fill_null(table.column("index_b"), 0)
-            table = table.set_column(pos, table.schema.field(pos), self.times.take(index_b))
+            for name, values in self.columns.items():
+                pos = table.schema.get_field_index(name)
+                table = table.set_column(pos, table.schema.field(pos), values.take(index_b))
         self._count(table)
         self.grouper.feed(table)
         if self.writer is not None:

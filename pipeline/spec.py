@@ -9,6 +9,7 @@ from .frames import Frames
 from .options import Options
 from .rows import row_schema
 from .thresholds import Thresholds
+from .video_inputs import sequence_start
 
 __all__ = ["ScanSpec"]
 
@@ -43,6 +44,12 @@ class ScanSpec:
         The decisions' one knob (see :func:`framediff.decide.sensitivity_scale`).
     keep_on : frozenset of str
         Change kinds that keep a frame (modes that keep frames).
+    video : bool
+        Videos are among the inputs: the report carries ``frame``, ``pts`` and
+        ``time_b`` (seconds), filled in by the driver.
+    starts : tuple of int
+        First input of each sequence (a video, or a run of images), sorted; empty
+        means one sequence. Comparisons in order never cross a sequence boundary.
     """
 
     options: Options
@@ -57,9 +64,19 @@ class ScanSpec:
     timed: bool = False
     sensitivity: object = "normal"
     keep_on: frozenset = DEFAULT_KEEP_ON
+    video: bool = False
+    starts: tuple = ()
 
-    def frames(self, xp, capacity=0, reuse=False, skip=frozenset()) -> Frames:
-        """A :class:`Frames` for one task, with this scan's retry, timeout and decoder policy."""
+    def sequence_start(self, i: int) -> int:
+        """The first input of the sequence that holds input ``i``."""
+        return sequence_start(self.starts, i)
+
+    def frames(self, xp, capacity=0, reuse=False, skip=frozenset(), wanted=None) -> Frames:
+        """A :class:`Frames` for one task, with this scan's retry, timeout and decoder policy.
+
+        ``wanted`` (the chunk's paths) lets a video decode stop at the last frame the
+        task needs.
+        """
         return Frames(
             self.options,
             xp,
@@ -69,6 +86,7 @@ class ScanSpec:
             timeout=self.file_timeout,
             skip=skip,
             gpu_decode=self.gpu_decode,
+            wanted=wanted,
         )
 
     @property
@@ -78,4 +96,4 @@ class ScanSpec:
 
     @property
     def schema(self):
-        return row_schema(self.options, self.mode, timed=self.timed)
+        return row_schema(self.options, self.mode, timed=self.timed, video=self.video)

@@ -38,7 +38,6 @@ __all__ = [
     "is_video",
     "is_video_name",
     "plan_segments",
-    "source_kind",
 ]
 
 VIDEO_EXTENSIONS = frozenset(
@@ -151,34 +150,6 @@ def is_video_name(name) -> bool:
     return Path(str(name)).suffix.lower() in VIDEO_EXTENSIONS
 
 
-def source_kind(path, *, probe: bool = False, timeout: float | None = 10.0) -> str | None:
-    """What a scan makes of a file: ``'image'``, ``'video'`` or None (passed over).
-
-    The extension decides first (image extensions as in
-    :data:`framediff.discover.IMAGE_EXTENSIONS`, then :data:`VIDEO_EXTENSIONS`); with
-    ``probe``, a file with any other extension is opened to see whether it is a video
-    (a camera's ``.dat`` or extension-less recordings under ``--recursive``).
-
-    Parameters
-    ----------
-    path : str or path-like
-    probe : bool
-        Open files whose extension says nothing (costs an open per such file).
-    timeout : float or None
-        Seconds before a stalled probe gives up (the file is then passed over).
-    """
-    from .discover import IMAGE_EXTENSIONS
-
-    suffix = Path(str(path)).suffix.lower()
-    if suffix in IMAGE_EXTENSIONS:
-        return "image"
-    if suffix in VIDEO_EXTENSIONS:
-        return "video"
-    if probe and is_video(path, timeout=timeout):
-        return "video"
-    return None
-
-
 def is_video(path, *, timeout: float | None = 10.0) -> bool:
     """Whether ``path`` is a video with a decodable video stream, whatever its name.
 
@@ -193,6 +164,21 @@ def is_video(path, *, timeout: float | None = 10.0) -> bool:
     """
     result = _run_with_timeout(lambda: _as_value(_probe_stream, path), timeout)
     return not isinstance(result, DecodeError)
+
+
+def is_media(path, *, timeout: float | None = 10.0) -> bool:
+    """Whether FFmpeg opens ``path`` as a media container, with or without a usable video
+    stream (an audio file, a video in a codec this build lacks): named on the command
+    line, such a file is an input whose row says why it has no frames.
+
+    Parameters
+    ----------
+    path : str or path-like
+    timeout : float or None
+        Seconds before a stalled open gives up (then the file is not media).
+    """
+    result = _run_with_timeout(lambda: _as_value(_probe_stream, path), timeout)
+    return not isinstance(result, DecodeError) or result.kind in ("no-video", "unsupported")
 
 
 def index_video(path, *, timeout: float | None = None) -> VideoIndex:

@@ -36,7 +36,7 @@ from .errors import FramediffError
 from .video import Segment, VideoIndex, index_video
 from .video_decode import iter_segment
 
-__all__ = ["Extracted", "extract_frames", "kept_ranges", "kept_timestamps", "select_expression"]
+__all__ = ["Extracted", "extract_frames", "kept_ranges", "kept_timestamps", "read_video_frame", "select_expression", "split_frame_name"]
 
 _IMAGE_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG"}
 
@@ -213,3 +213,35 @@ def _write_atomic(path: Path, write) -> None:
     with open(tmp, "w", encoding="utf-8", newline="") as fh:
         write(fh)
     os.replace(tmp, path)
+
+
+def split_frame_name(name: str):
+    """``('clip.mp4', 123)`` for a report name ``clip.mp4#frame=123``; None for any other name."""
+    video, sep, frame = str(name).rpartition("#frame=")
+    if not sep or not frame.isdigit() or not video:
+        return None
+    return video, int(frame)
+
+
+def read_video_frame(path, frame: int, *, scale: float = 1.0, read_timeout: float | None = None) -> np.ndarray:
+    """One frame of a video as RGB (decoded from the keyframe before it), for a thumbnail.
+
+    Raises
+    ------
+    DecodeError
+        The video cannot be read, has no such frame, or the frame is damaged.
+    """
+    from .decode import DecodeError
+
+    index = index_video(path, timeout=read_timeout)
+    if index.error:
+        raise index.error
+    if not 0 <= frame < index.n_frames:
+        raise DecodeError("missing", f"no frame {frame} (the video has {index.n_frames})")
+    (segment, _members), = _segments_for(index, [frame])
+    for decoded in iter_segment(path, index, segment, colour="rgb", scale=scale, read_timeout=read_timeout):
+        if decoded.index == frame:
+            if decoded.error:
+                raise decoded.error
+            return decoded.array
+    raise DecodeError("corrupt", f"frame {frame} did not come out of the decoder")

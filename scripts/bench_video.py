@@ -16,23 +16,33 @@ Writes a 1920x1080 and a 1280x720 H.264 clip (PyAV, libx264, B-frames, a keyfram
   detect-2w        the same on 2 workers
   detect-auto      detect on 1 worker with the codec's own threads (as OpenCV and ffmpeg
                    decode for the peers below)
+  scan-1w          framediff's real ``scan`` of the file (consecutive mode, --scale 0.25,
+                   the default metrics and change kinds, threshold l1_per_pixel=20), 1 worker:
+                   its ``changed`` rows are its cuts
+  scan-2w          the same on 2 workers
   psd-content      PySceneDetect detect-content (its OpenCV backend), when installed
   psd-adaptive     PySceneDetect detect-adaptive
   ff-scdet         ffmpeg -vf scdet (Debian's ffmpeg), when the command exists
   ff-select        ffmpeg -vf select='gt(scene,0.3)'
 
 and the ratios the targets are stated in (segments-1w / decode-1t, segments-2w /
-segments-1w, detect / PySceneDetect), plus each detector's cut F1 against the known cuts
-(a detection within one frame of a cut counts; the fade's frames are not cuts).
+segments-1w, scan-2w / scan-1w, detect and scan / PySceneDetect), plus each detector's
+cut F1 against the known cuts (a detection within one frame of a cut counts; the fade's
+frames are not cuts).
 
 Cut rule of detect-*: frame i starts a cut when its mean absolute difference from frame
 i-1 (in units of the full range) is at least 3 times the median of its 8 neighbours'
-differences and above 0.04. It stands in for the scan's own decisions until video sources are wired into the
-scan; it is written here, not in the package.
+differences and above 0.04: the decoder and kernel alone, without the scan layer, to
+show what the scan's own work (rows, metrics, change kinds, report) costs on top.
 
 Figures depend on the machine and its load: run it alone for numbers worth quoting.
 
+With ``--rss 16 64``, instead: peak resident memory of ``framediff scan`` (2 workers, a
+fresh process each) on 720p clips of those lengths in seconds; flat means memory does not
+grow with the video (frames are decoded a chunk at a time, never the whole file).
+
 Usage:  python scripts/bench_video.py [--seconds 12] [--sizes 1080 720] [--out DIR]
+        python scripts/bench_video.py --rss 16 64
 """
 
 from __future__ import annotations
@@ -147,6 +157,15 @@ def f1(found, truth, tolerance: int = 1) -> float:
     return 0.0 if matched == 0 else 2 * precision * recall / (precision + recall)
 
 
+def scan_run(path, workers: int):
+    """framediff's own scan of the file: frames read and the frames it marks changed."""
+    import framediff
+
+    df = framediff.scan(str(path), workers=workers, scale=0.25, thresholds={"l1_per_pixel": 20}, chunk_size=GOP)
+    changed = df[df["changed"].fillna(False).astype(bool)]
+    return df.attrs["summary"]["inputs"], changed["frame"].astype(int).tolist()
+
+
 def psd(path, kind: str):
     from scenedetect import AdaptiveDetector, ContentDetector, detect
 
@@ -171,6 +190,7 @@ def warm_up(directory) -> None:
     tiny = make_clip(Path(directory) / "warm.mp4", n_frames=60, size=(64, 96), gop=GOP)
     segments_run(tiny.path, 2, scale=0.5, compare=True)
     decode_only(tiny.path, 1)
+    scan_run(tiny.path, 2)
 
 
 def bench_clip(truth, rows):
@@ -196,6 +216,9 @@ def bench_clip(truth, rows):
         record(f"detect-{workers}w", seconds, frames, cuts_from_diffs(diffs))
     seconds, (frames, diffs) = _timed(lambda: segments_run(path, 1, scale=0.25, compare=True, threads=0))
     record("detect-auto", seconds, frames, cuts_from_diffs(diffs))
+    for workers in (1, 2):
+        seconds, (frames, cuts) = _timed(lambda: scan_run(path, workers))
+        record(f"scan-{workers}w", seconds, frames, cuts)
     try:
         import scenedetect  # noqa: F401
 
@@ -213,10 +236,40 @@ def bench_clip(truth, rows):
     r = results
     print(f"{label:>10} segments-1w / decode-1t = {r['segments-1w'] / r['decode-1t']:.2f} (target >= 0.8)")
     print(f"{label:>10} segments-2w / segments-1w = {r['segments-2w'] / r['segments-1w']:.2f} (target >= 1.7)")
-    for peer in ("psd-content", "psd-adaptive"):
+    print(f"{label:>10} scan-2w / scan-1w = {r['scan-2w'] / r['scan-1w']:.2f} (target >= 1.7)")
+    print(f"{label:>10} scan-1w / decode-1t = {r['scan-1w'] / r['decode-1t']:.2f} (target >= 0.8)")
+    for peer in ("psd-content", "psd-adaptive", "ff-scdet", "ff-select"):
         if peer in r:
             best = max(r["detect-1w"], r["detect-auto"])
             print(f"{label:>10} best of detect-1w, detect-auto / {peer} = {best / r[peer]:.2f} (target >= 2)")
+            print(f"{label:>10} scan-2w / {peer} = {r['scan-2w'] / r[peer]:.2f}")
+
+
+# VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child would report the
+# parent's peak at fork (the parent just wrote the clip).
+_RSS_CHILD = """
+import sys
+import framediff
+df = framediff.scan(sys.argv[1], workers=2, thresholds={"l1_per_pixel": 20}, output=sys.argv[2], overwrite=True)
+status = open("/proc/self/status").read()
+print(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+"""
+
+
+def rss_run(lengths, out: Path) -> None:
+    """Peak RSS of a scan (its own process; Linux) on 720p clips of each length in seconds."""
+    from framediff.synthetic_video import make_clip
+
+    for seconds in lengths:
+        path = out / f"rss_{seconds:g}s.mp4"
+        truth = make_clip(path, n_frames=int(seconds * FPS), size=(720, 1280), fps=FPS, gop=GOP, bframes=2)
+        started = time.perf_counter()
+        run = subprocess.run([sys.executable, "-c", _RSS_CHILD, str(path), str(out / "rss.parquet")],
+                             capture_output=True, text=True, check=True)
+        wall = time.perf_counter() - started
+        peak_mib = int(run.stdout.strip().splitlines()[-1]) / 1024
+        print(f"{seconds:6g} s of 1280x720 ({truth.n_frames} frames): peak RSS {peak_mib:7.1f} MiB, "
+              f"{truth.n_frames / wall:6.1f} frames/s including start-up", flush=True)
 
 
 def main(argv=None) -> int:
@@ -224,7 +277,14 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=12.0, help="clip length (default 12 s at 25 fps)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1080, 720], help="clip heights (16:9)")
     parser.add_argument("--out", type=Path, default=None, help="keep the clips here (default: a temporary folder)")
+    parser.add_argument("--rss", type=float, nargs="+", metavar="SECONDS", help="measure peak RSS on clips of these lengths instead")
     args = parser.parse_args(argv)
+    if args.rss:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = args.out or Path(tmp)
+            out.mkdir(parents=True, exist_ok=True)
+            rss_run(args.rss, out)
+        return 0
 
     from framediff.synthetic_video import make_clip
 

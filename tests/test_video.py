@@ -20,8 +20,8 @@ from framediff.video import (  # noqa: E402
     is_video,
     is_video_name,
     plan_segments,
-    source_kind,
 )
+from framediff.discover import source_kind  # noqa: E402
 from framediff.video_decode import iter_batches, iter_segment, output_shape  # noqa: E402
 
 

@@ -20,6 +20,7 @@ from ..atomic import atomic_path
 from ..errors import ParameterError
 from ..measure import error_row
 from ..rows import RowBuffer
+from ..video_outputs import split_frame_name
 from .base import Inputs, Mode, Route
 from .chains import decode_chunk, plan_frames
 
@@ -73,6 +74,8 @@ class Background(Mode):
         frames, opts, mask_dir = prepared, spec.options, spec.mask_dir
         rows = RowBuffer(spec.schema)
         for i in chunk.targets:
+            if i == spec.sequence_start(i):
+                state = None  # each video (each run of images) learns its own background
             if not frames.readable(i):
                 err = frames.errors[i]
                 error_row(rows, spec, i, None, i, err.kind, err.reason)
@@ -151,8 +154,12 @@ def _shared_stems(names: tuple) -> frozenset:
 
 
 def mask_name(names: tuple, index: int) -> str:
-    """The mask file of frame ``index``: ``f7.mask.png`` for ``f7.jpg``, or
-    ``f7.jpg.mask.png`` when another frame shares the stem (``f7.png``)."""
+    """The mask file of frame ``index``: ``f7.mask.png`` for ``f7.jpg``,
+    ``f7.jpg.mask.png`` when another frame shares the stem (``f7.png``), and
+    ``clip_000012.mask.png`` for frame 12 of ``clip.mp4``."""
+    video_frame = split_frame_name(names[index])
+    if video_frame:  # clip.mp4#frame=12 -> clip_000012, as extracted frames are named
+        return f"{os.path.splitext(video_frame[0])[0]}_{video_frame[1]:06d}.mask.png"
     stem = os.path.splitext(names[index])[0]
     return (names[index] if stem in _shared_stems(names) else stem) + ".mask.png"
 

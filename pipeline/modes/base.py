@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..plan import Chunk
+from ..video_inputs import chunk_ranges
 
 __all__ = ["Inputs", "Mode", "Route", "device_name"]
 
@@ -33,12 +34,26 @@ class Inputs:
         Frame index of the reference, for modes that compare against one.
     pairs : list of (int, int) or None
         Explicit pairs, for modes that compare listed pairs.
+    sequences : tuple of Sequence
+        Runs of inputs compared in order (each video, each run of images between
+        videos); empty means one sequence of every input. See
+        :mod:`framediff.video_inputs`.
     """
 
     names: tuple
     paths: tuple
     reference: int | None = None
     pairs: list | None = None
+    sequences: tuple = ()
+
+    @property
+    def starts(self) -> tuple:
+        """First input of each sequence."""
+        return tuple(seq.start for seq in self.sequences)
+
+    def ranges(self, chunk_size: int):
+        """``(start, end)`` of each chunk of inputs: within one sequence, at a video's keyframes."""
+        return chunk_ranges(len(self.paths), chunk_size, self.sequences)
 
 
 def device_name(xp) -> str:

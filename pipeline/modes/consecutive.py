@@ -19,9 +19,10 @@ from framediff import kernels as K
 
 from ..frames import KeptFrame
 from ..measure import error_row, gap_note, measure_planned
-from ..plan import Chunk, frame_ranges
+from ..plan import Chunk
 from ..rows import RowBuffer
 from ..spec import ScanSpec
+from ..video_inputs import sequence_start
 from .base import Inputs, Mode, Route, device_name
 
 __all__ = ["MAX_LOOKBACK", "Consecutive", "consecutive_edge", "consecutive_inner", "last_readable_before"]
@@ -50,10 +51,11 @@ class Consecutive(Mode):
     name = "consecutive"
 
     def plan(self, inputs: Inputs, chunk_size: int):
-        paths = inputs.paths
-        for number, (s, e) in enumerate(frame_ranges(len(paths), chunk_size)):
-            # Chunks may need the frame before them, plus the look-back for bad frames.
-            first = max(0, s - 1 - MAX_LOOKBACK)
+        paths, starts = inputs.paths, inputs.starts
+        for number, (s, e) in enumerate(inputs.ranges(chunk_size)):
+            # Chunks may need the frame before them, plus the look-back for bad frames,
+            # within their sequence.
+            first = max(sequence_start(starts, s), s - 1 - MAX_LOOKBACK)
             yield Chunk(number, tuple(range(s, e)), {i: paths[i] for i in range(first, e)})
 
     sequential_rows = True
@@ -95,14 +97,14 @@ def consecutive_inner(chunk: Chunk, spec: ScanSpec, device: str) -> Inner:
     :func:`consecutive_edge` makes the one row that crosses the chunk boundary.
     """
     xp = K.resolve_device(device)
-    frames = spec.frames(xp, capacity=len(chunk.targets), reuse=True, skip=chunk.skip)
+    frames = spec.frames(xp, capacity=len(chunk.targets), reuse=True, skip=chunk.skip, wanted=chunk.paths)
     rows = RowBuffer(spec.schema)
     planned, notes = [], {}
     prev = first = None
     for i in chunk.targets:
         if not frames.load(i, chunk.paths[i]):
             err = frames.errors[i]
-            error_row(rows, spec, i, i - 1 if i > 0 else None, i, err.kind, err.reason)
+            error_row(rows, spec, i, i - 1 if i > spec.sequence_start(i) else None, i, err.kind, err.reason)
             continue
         if prev is None:
             first = i  # compared with the last readable frame of an earlier chunk
@@ -124,8 +126,10 @@ def last_readable_before(chunk: Chunk, start: int, spec: ScanSpec, device: str) 
     Only where the chunk before is not at hand: a chunk that must stand alone, or the
     first chunk a resumed run computes.
     """
-    frames = spec.frames(K.resolve_device(device), capacity=1, skip=chunk.skip)
-    for j in range(start - 1, max(-1, start - 1 - MAX_LOOKBACK), -1):
+    lowest = max(spec.sequence_start(start), start - MAX_LOOKBACK)
+    look_back = {j: chunk.paths[j] for j in range(lowest, start)}
+    frames = spec.frames(K.resolve_device(device), capacity=1, skip=chunk.skip, wanted=look_back)
+    for j in range(start - 1, lowest - 1, -1):
         if frames.load(j, chunk.paths[j]):
             frames.prepare()
             return frames.keep(j)
@@ -137,14 +141,14 @@ def consecutive_edge(inner: Inner, prev: KeptFrame | None, spec: ScanSpec, devic
 
     ``inner`` is :func:`consecutive_inner`'s result; ``prev`` the last readable frame
     before the chunk (None where there is none). The chunk's first readable frame is
-    compared with it, if it lies within the look-back.
+    compared with it, if it lies within the look-back and in the same sequence.
     """
     table, first, _last = inner
-    if first is None or first.index == 0:
+    if first is None or first.index == spec.sequence_start(first.index):
         return table
     f = first.index
     rows = RowBuffer(spec.schema)
-    if prev is None or f - prev.index > MAX_LOOKBACK:
+    if prev is None or prev.index < spec.sequence_start(f) or f - prev.index > MAX_LOOKBACK:
         _no_reference(rows, spec, f)
     else:
         frames = spec.frames(K.resolve_device(device))

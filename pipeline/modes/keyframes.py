@@ -19,6 +19,7 @@ from ..frames import Frames, KeptFrame
 from ..measure import error_row, measure_planned
 from ..plan import Chunk, frame_ranges
 from ..rows import RowBuffer
+from ..video_inputs import VideoFrameRef
 from .base import Inputs, Mode, Route
 
 __all__ = ["BYTE_IDENTICAL_NOTE", "Keyframes"]
@@ -64,7 +65,7 @@ class Keyframes(Mode):
         return Route.CHAIN
 
     def prepare(self, chunk, spec, device):
-        frames = spec.frames(K.resolve_device(device), capacity=len(chunk.targets), skip=chunk.skip)
+        frames = spec.frames(K.resolve_device(device), capacity=len(chunk.targets), skip=chunk.skip, wanted=chunk.paths)
         repeats = set()
         digests = {}
         for i in chunk.targets:
@@ -89,6 +90,9 @@ class Keyframes(Mode):
         rows = RowBuffer(spec.schema)
         last = None if state is None else state.last
         for i in chunk.targets:
+            if i == spec.sequence_start(i):
+                state, last = None, None  # each video (each run of images) starts afresh
+                stage.reset_window()
             if i in repeats and state is not None and last not in (None, "error"):
                 # The same picture as frame i - 1: its decision against the kept frame,
                 # or nothing new when frame i - 1 is the kept frame itself.
@@ -135,7 +139,7 @@ class Keyframes(Mode):
 
     def load_state(self, fields, arrays, inputs, spec, device):
         index = fields["kept_index"]
-        frames = spec.frames(K.resolve_device(device), capacity=1)
+        frames = spec.frames(K.resolve_device(device), capacity=1, wanted={index: inputs.paths[index]})
         if not frames.load(index, inputs.paths[index]):
             raise FramediffError(f"cannot resume: the last kept frame {inputs.paths[index]} is no longer readable")
         frames.prepare()
@@ -143,7 +147,7 @@ class Keyframes(Mode):
 
 
 def _digest(path) -> str | None:
-    if path is None or "://" in str(path):
+    if path is None or isinstance(path, VideoFrameRef) or "://" in str(path):
         return None
     try:
         return file_digest(path)

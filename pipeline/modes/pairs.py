@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..measure import error_row, measure_planned
-from ..plan import Chunk, frame_ranges, pair_number
+from ..plan import Chunk, pair_number
 from ..rows import RowBuffer
 from .base import Inputs, Mode
 
@@ -27,7 +27,7 @@ class Pairs(Mode):
             return
         # Blocks of the upper triangle: memory stays bounded whatever n is.
         number = 0
-        blocks = list(frame_ranges(n, chunk_size))
+        blocks = list(inputs.ranges(chunk_size))
         for bi, (si, ei) in enumerate(blocks):
             for sj, ej in blocks[bi:]:
                 triples = tuple((pair_number(i, j, n), i, j) for i in range(si, ei) for j in range(max(sj, i + 1), ej))
@@ -40,9 +40,11 @@ class Pairs(Mode):
         return n_inputs * (n_inputs - 1) // 2
 
     def run(self, chunk, spec, xp, shared=None):
-        frames = spec.frames(xp, capacity=len(chunk.paths), reuse=True, skip=chunk.skip)
+        frames = spec.frames(xp, capacity=len(chunk.paths), reuse=True, skip=chunk.skip, wanted=chunk.paths)
         rows = RowBuffer(spec.schema)
         planned = []
+        for i in sorted(chunk.paths):  # in order: a video's frames come from one decode
+            frames.load(i, chunk.paths[i])
         for pair, a, b in chunk.pairs:
             ok_a = frames.load(a, chunk.paths[a])
             ok_b = frames.load(b, chunk.paths[b])

@@ -61,10 +61,12 @@ class Reference(Mode):
     uses_reference = True
 
     def plan(self, inputs: Inputs, chunk_size: int):
-        targets = [i for i in range(len(inputs.paths)) if i != inputs.reference]
-        for number, s in enumerate(range(0, len(targets), chunk_size)):
-            part = targets[s : s + chunk_size]
-            yield Chunk(number, tuple(part), {i: inputs.paths[i] for i in part})
+        number = 0
+        for s, e in inputs.ranges(chunk_size):
+            part = [i for i in range(s, e) if i != inputs.reference]
+            if part:
+                yield Chunk(number, tuple(part), {i: inputs.paths[i] for i in part})
+                number += 1
 
     def shared_frame(self, inputs: Inputs):
         return inputs.reference, inputs.paths[inputs.reference]
@@ -74,7 +76,7 @@ class Reference(Mode):
 
     def run(self, chunk, spec, xp, shared=None):
         ref = shared
-        frames = spec.frames(xp, capacity=len(chunk.targets), reuse=True, skip=chunk.skip)
+        frames = spec.frames(xp, capacity=len(chunk.targets), reuse=True, skip=chunk.skip, wanted=chunk.paths)
         rows = RowBuffer(spec.schema)
         planned = []
         for i in chunk.targets:
@@ -94,7 +96,7 @@ class Reference(Mode):
 
 def prepare_reference(index: int, path: str, spec, device: str) -> PreparedReference:
     """Decode and prepare the reference frame once for all reference-mode tasks."""
-    frames = spec.frames(K.resolve_device(device), capacity=1)
+    frames = spec.frames(K.resolve_device(device), capacity=1, wanted={index: path})
     if not frames.load(index, path):
         exc = frames.errors[index]
         return PreparedReference(index, None, None, f"{exc.kind}: {exc.reason}")
@@ -120,6 +122,8 @@ def resolve_reference(reference, names, paths) -> int:
         return index
     ref = os.fspath(reference)
     for i, (name, path) in enumerate(zip(names, paths)):
-        if ref in (name, path) or os.path.abspath(ref) == os.path.abspath(path):
+        # A video's frame is read through a reference object; its text is path#frame=N.
+        text = str(path)
+        if ref in (name, text) or os.path.abspath(ref) == os.path.abspath(text):
             return i
-    raise ParameterError("reference", f"{ref}: not among the scanned images")
+    raise ParameterError("reference", f"{ref}: not among the scanned images or video frames")
