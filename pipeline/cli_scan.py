@@ -80,7 +80,7 @@ def scan_parameters(args: argparse.Namespace) -> dict:
     """The :func:`framediff.run_scan` keyword arguments that ``args`` spell."""
     names = set(OPTION_FIELDS) | set(REQUEST_FIELDS) | set(CLUSTER_FIELDS) | set(_RENAMED) | {"preset"}
     params = {_RENAMED.get(k, k): v for k, v in given(args, names).items()}
-    for flag in ("recursive", "partitioned", "overwrite", "resume", "strict"):
+    for flag in ("recursive", "partitioned", "overwrite", "resume", "strict", "update"):
         if not params.get(flag):
             params.pop(flag, None)  # store_true flags left off: the API's own default
     params.setdefault("output", "framediff-report.csv" if args.format == "csv" else "framediff-report.parquet")
@@ -131,9 +131,14 @@ def _add_scan_arguments(p) -> None:
     )
     p.add_argument("--event-min-length", type=int, default=default("event_min_length"), help=f"changed comparisons an event needs (default {default('event_min_length')})")
     p.add_argument("--event-gap", type=int, default=default("event_gap"), help=f"unchanged comparisons allowed inside an event (default {default('event_gap')})")
-    p.add_argument("--keep-list", help="keyframes: write the kept images' paths to this file")
-    p.add_argument("--copy-kept", help="keyframes: copy the kept images into this folder")
-    p.add_argument("--link-kept", help="keyframes: symlink the kept images into this folder")
+    p.add_argument("--keep-list", help="keyframes, duplicates: write the kept images' paths to this file")
+    p.add_argument("--copy-kept", help="keyframes, duplicates: copy the kept images into this folder")
+    p.add_argument("--link-kept", help="keyframes, duplicates: symlink the kept images into this folder")
+    dup = p.add_argument_group("duplicates mode")
+    dup.add_argument("--index", metavar="DIR", help="folder of the duplicate index (default: REPORT.dupindex)")
+    dup.add_argument("--update", action="store_true", help="add new images to the saved index; compare only them")
+    dup.add_argument("--keep-rule", choices=("resolution", "file-size", "name"), help="suggested keeper of a group (default resolution)")
+    dup.add_argument("--radius", type=float, help="candidate radius: squared distance of block-mean vectors (default 0.3)")
     b = p.add_argument_group("background mode")
     b.add_argument("--masks", help="write foreground masks as PNG files into this folder")
     b.add_argument("--bg-method", choices=("ema", "window"), help="running mean/variance: ema (default) or window")

@@ -77,6 +77,17 @@ class ScanRequest:
         Changed comparisons an event needs; unchanged ones allowed inside it.
     keep_list, copy_kept, link_kept : path or None
         Modes that keep frames: the kept frames' names, copies or links.
+    index : path or None
+        Duplicates mode: the folder of the persistent duplicate index (default: next
+        to the report, ``<report>.dupindex``).
+    update : bool
+        Duplicates mode: add the new inputs to the saved index and compare only them
+        against everything indexed.
+    keep_rule : {'resolution', 'file-size', 'name'} or None
+        Duplicates mode: how each group's suggested keeper is chosen (default resolution).
+    radius : float or None
+        Duplicates mode: squared distance of block-mean vectors within which two images
+        are candidates (default :data:`framediff.dupindex.DEFAULT_RADIUS`).
     masks : path or None
         Modes that compute foreground masks: a folder for them as PNG files.
     strict : bool
@@ -119,6 +130,10 @@ class ScanRequest:
     keep_list: object = None
     copy_kept: object = None
     link_kept: object = None
+    index: object = None
+    update: bool = False
+    keep_rule: str | None = None
+    radius: float | None = None
     masks: object = None
     strict: bool = False
     retries: int = 0
@@ -184,6 +199,7 @@ class ScanRequest:
         if self.mode.needs_threshold and not self.thresholds:
             raise ParameterError("thresholds", f": {self.mode.name} mode needs a threshold to decide which frames to keep")
         self._check_mode_options()
+        self.mode.check_request(self)
 
     def _check_output_format(self) -> None:
         """The output's extension decides the format; an unknown one is an error."""
@@ -211,9 +227,14 @@ class ScanRequest:
                 ("copy_kept", mode.keeps_frames),
                 ("link_kept", mode.keeps_frames),
                 ("masks", not mode.measures_pairs),
+                ("index", mode.uses_index),
+                ("keep_rule", mode.uses_index),
+                ("radius", mode.uses_index),
             )
             if getattr(self, name) is not None and not applies
         ]
+        if self.update and not mode.uses_index:
+            unused.append("update")
         if unused:
             raise ParameterError(unused[0], f"does nothing in {mode.name} mode")
 

@@ -20,17 +20,7 @@ import numpy as np
 
 from framediff.kernels.signatures import block_means, dct_hash, thumbnail
 
-from .decode import (
-    _JPEG_MAGIC,
-    DEFAULT_MAX_PIXELS,
-    DecodeError,
-    _read_general,
-    _exif_orientation,
-    _read_jpeg,
-    downscale,
-    max_file_bytes,
-    read_bytes,
-)
+from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_bytes, max_file_bytes, read_bytes
 
 __all__ = ["SignatureParams", "Signatures", "content_hash", "signatures_of"]
 
@@ -131,19 +121,13 @@ def content_hash(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
-def _decode_small(data: bytes, max_pixels: int):
-    """(thumbnail source image, full height, full width) from a file's bytes."""
-    if data.startswith(_JPEG_MAGIC):
-        import simplejpeg
+def _decode_small(data: bytes, max_pixels: int, side: int):
+    """(thumbnail source image, full height, full width) from a file's bytes.
 
-        image = _read_jpeg(data, "luma", THUMB_SCALE, max_pixels)
-        if image is not None:
-            h, w = simplejpeg.decode_jpeg_header(data)[:2]
-            if _exif_orientation(data) in (5, 6, 7, 8):  # a quarter turn swaps the sides
-                h, w = w, h
-            return image, h, w
-    image = _read_general(data, max_pixels)
-    return downscale(image, THUMB_SCALE), image.shape[0], image.shape[1]
+    1/8 scale where that leaves at least ``side`` pixels on the shorter side; a small
+    image is decoded larger, so its thumbnail is not blown up from a few pixels.
+    """
+    return decode_bytes(data, gray="luma", scale=THUMB_SCALE, max_pixels=max_pixels, min_side=side)
 
 
 def signatures_of(paths, *, params: SignatureParams = SignatureParams(), known=None,
@@ -197,7 +181,7 @@ def signatures_of(paths, *, params: SignatureParams = SignatureParams(), known=N
             seen[digest] = k
             continue
         try:
-            image, out.height[k], out.width[k] = _decode_small(data, max_pixels)
+            image, out.height[k], out.width[k] = _decode_small(data, max_pixels, params.side)
         except DecodeError as exc:
             out.status[k], out.error[k] = exc.kind, exc.reason
             seen[digest] = k

@@ -18,7 +18,7 @@ pytest.importorskip("faiss", reason="the near-duplicate index needs faiss-cpu")
 
 from framediff.dupindex import DEFAULT_RADIUS, DuplicateIndex, confirmation_pairs, duplicate_groups
 from framediff.errors import FramediffError
-from framediff.plan import plan_chunks
+from framediff.modes import Inputs, get_mode
 from framediff.planted import PHOTOS, make_planted, photo
 from framediff.thumbnails import SignatureParams, Signatures, signatures_of
 
@@ -214,7 +214,8 @@ def test_confirmation_pairs_feed_pairs_mode(stable):
     pairs = confirmation_pairs(near, exact=exact)
     assert pairs == sorted(pairs) and all(a < b for a, b in pairs)
     assert not set(pairs) & _as_set(exact) and set(pairs) == _as_set(near) - _as_set(exact)
-    chunks = list(plan_chunks(index.signatures.paths, "pairs", 4, pairs=pairs))
+    paths = tuple(index.signatures.paths)
+    chunks = list(get_mode("pairs").plan(Inputs(paths, paths, pairs=pairs), 4))
     assert sorted((a, b) for c in chunks for _, a, b in c.pairs) == pairs
 
     # the scan lists the images in reverse: rows map to other positions

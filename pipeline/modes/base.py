@@ -33,12 +33,16 @@ class Inputs:
         Frame index of the reference, for modes that compare against one.
     pairs : list of (int, int) or None
         Explicit pairs, for modes that compare listed pairs.
+    context : object or None
+        What the mode's :meth:`Mode.before_plan` pass found, for its planning and
+        :meth:`Mode.finish` (stays on the client; tasks never receive it).
     """
 
     names: tuple
     paths: tuple
     reference: int | None = None
     pairs: list | None = None
+    context: object = None
 
 
 def device_name(xp) -> str:
@@ -78,6 +82,9 @@ class Mode:
         state recorded there (otherwise any completed chunk is skipped).
     uses_reference, uses_pair_list : bool
         Whether ``reference`` / ``pair_list`` mean anything in this mode.
+    uses_index : bool
+        Whether the duplicate-index options (``index``, ``update``, ``keep_rule``,
+        ``radius``) mean anything in this mode.
     rows_follow_frames : bool
         One row per frame ``b`` in frame order (plots use the frame index as their
         axis); False when rows are arbitrary pairs.
@@ -93,6 +100,7 @@ class Mode:
     resumes_from_state = False
     uses_reference = False
     uses_pair_list = False
+    uses_index = False
     rows_follow_frames = True
     #: Chunks in flight per worker (chains, which hold each chunk's frames until it is
     #: written, keep fewer).
@@ -125,6 +133,28 @@ class Mode:
     def prepare_shared(self, index: int, path: str, spec, device: str):
         """Decode and prepare the :meth:`shared_frame` once for every task."""
         return None
+
+    def check_request(self, request) -> None:
+        """Refuse request values this mode cannot use (raise ParameterError); default none."""
+
+    def before_plan(self, inputs: Inputs, spec, request, run) -> Inputs:
+        """A pass over the inputs before the plan: the inputs to plan (default: as given).
+
+        ``run(chunks, spec, on_table)`` runs chunks on the scan's scheduler, workers and
+        device, as :func:`framediff.schedule.execute` does; a mode whose plan depends
+        on what its inputs hold (duplicates: signatures, then candidate pairs) computes
+        it here, in parallel, and returns new inputs (their ``context`` keeps the rest).
+        """
+        return inputs
+
+    def finish(self, inputs: Inputs, report, tables, request):
+        """After the report is written: ``(kept frame indices or None, summary entries)``.
+
+        ``report`` is the local report path (or None), ``tables`` the collected rows
+        (empty unless the request collects them). Default: ``(None, {})``, the kept
+        frames are those the rows mark.
+        """
+        return None, {}
 
     def neighbour_rule(self, options) -> bool:
         """Whether a readable frame unlike both its neighbours is labelled corrupt."""
