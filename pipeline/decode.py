@@ -593,7 +593,7 @@ def decode_bytes(data: bytes, *, gray: str | None = None, scale: float = 1.0,
 
     JPEG is decoded in the DCT domain at the scale (and straight to luma with
     ``gray='luma'``); other formats are decoded in full, then area-downsampled to the
-    same shape. Heights and widths are after EXIF orientation.
+    same shape, keeping their sample type. Heights and widths are after EXIF orientation.
 
     Parameters
     ----------
@@ -627,7 +627,10 @@ def decode_bytes(data: bytes, *, gray: str | None = None, scale: float = 1.0,
             return image, h, w
     image = _read_general(data, max_pixels)
     h, w = image.shape[:2]
-    return downscale(image, _scale_for(h, w, scale, min_side)), h, w
+    small = downscale(image, _scale_for(h, w, scale, min_side))
+    if image.dtype.kind in "ui" and small.dtype != image.dtype:  # keep the samples' type (and range)
+        small = np.rint(small).astype(image.dtype)
+    return small, h, w
 
 
 def _scale_for(height: int, width: int, scale: float, min_side: int) -> float:

@@ -40,11 +40,17 @@ class SignatureParams:
         Blocks per side of the block-mean vector (``grid * grid`` dimensions).
     hash_bits : {64, 256}
         Length of the DCT hash.
+    min_contrast : float
+        RMS contrast of the block means, as a fraction of the data range (1/16: 16
+        grey levels of 255), below which a block-mean vector is shortened instead of
+        normalised (:func:`~framediff.kernels.signatures.block_means`): near-flat
+        images, which pixel metrics with a tolerance call alike, stay near each other.
     """
 
     side: int = 32
     grid: int = 8
     hash_bits: int = 64
+    min_contrast: float = 1 / 16
 
     @property
     def dim(self) -> int:
@@ -188,12 +194,13 @@ def signatures_of(paths, *, params: SignatureParams = SignatureParams(), known=N
             continue
         out.decoded[k] = True
         seen[digest] = k
-        thumbs.append(thumbnail(xp.asarray(image), side=params.side, xp=xp))
+        # In units of the data range, so the contrast floor means the same for every depth.
+        thumbs.append(thumbnail(xp.asarray(image), side=params.side, xp=xp) / _data_range(image.dtype))
         thumb_rows.append(k)
     if thumbs:
         stack = xp.stack(thumbs)
         rows = np.asarray(thumb_rows)
-        out.vectors[rows] = _host(block_means(stack, grid=params.grid, xp=xp))
+        out.vectors[rows] = _host(block_means(stack, grid=params.grid, floor=params.min_contrast, xp=xp))
         out.codes[rows] = _host(dct_hash(stack, bits=params.hash_bits, xp=xp))
     for k in range(n):  # byte-identical copies take their twin's row
         if out.file_size[k] >= 0:
@@ -203,6 +210,12 @@ def signatures_of(paths, *, params: SignatureParams = SignatureParams(), known=N
                 out.vectors[k], out.codes[k] = out.vectors[twin], out.codes[twin]
                 out.status[k], out.error[k] = out.status[twin], out.error[twin]
     return out
+
+
+def _data_range(dtype) -> float:
+    """Full scale of decoded samples: the integer maximum, 1 for floating point."""
+    dtype = np.dtype(dtype)
+    return float(np.iinfo(dtype).max) if dtype.kind in "ui" else 1.0
 
 
 def _host(array):

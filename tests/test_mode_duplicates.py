@@ -24,23 +24,10 @@ import framediff.frames as frames_module
 import framediff.thumbnails as thumbnails
 from framediff.errors import FramediffError, ParameterError
 from framediff.modes.duplicates import EXACT_NOTE
-from framediff.planted import make_planted, photo
+from framediff.planted import make_planted, photo, windows
 
 FRAMEDIFF = [sys.executable, "-m", "framediff.cli"]
 LOSSLESS = ("png", "exact-copy", "tiff", "bmp")
-
-
-def _windows(n: int, size=(72, 96)) -> list:
-    """``n`` distinct small pictures: windows of real photographs."""
-    out = []
-    names = ("astronaut", "camera", "coffee", "chelsea", "rocket", "brick", "clock", "coins", "grass", "gravel")
-    h, w = size
-    for k in range(n):
-        image = photo(names[k % len(names)])
-        step = k // len(names)
-        y, x = (37 * step) % (image.shape[0] - h), (53 * step) % (image.shape[1] - w)
-        out.append(np.ascontiguousarray(image[y : y + h, x : x + w]))
-    return out
 
 
 def _duplicate_pairs(table) -> set:
@@ -139,7 +126,7 @@ def test_equals_brute_force_pairs_mode_on_hundreds_of_images(tmp_path):
 
 def _brute_force_equality(tmp_path, n_originals):
     edits = ("png", "jpeg-q30", "brighter-10pct", "half-size")
-    make_planted(tmp_path / "img", _windows(n_originals), edits=edits)
+    make_planted(tmp_path / "img", windows(n_originals), edits=edits)
     kw = dict(resize="smallest", thresholds={"l0_fraction": 0.05, "kl": 0.3}, workers=2)
     brute = _duplicate_pairs(framediff.scan(tmp_path / "img", mode="pairs", **kw))
     found = _duplicate_pairs(framediff.scan(tmp_path / "img", mode="duplicates", **kw))
@@ -150,7 +137,7 @@ def _brute_force_equality(tmp_path, n_originals):
 
 def test_update_equals_a_scan_from_scratch(tmp_path):
     src = tmp_path / "img"
-    make_planted(src, _windows(6), edits=("png", "exact-copy", "brighter-10pct"))
+    make_planted(src, windows(6), edits=("png", "exact-copy", "brighter-10pct"))
     kw = dict(mode="duplicates", thresholds={"l0_fraction": 0.05, "kl": 0.3}, scheduler="synchronous")
     whole = framediff.scan(src, output=tmp_path / "whole.parquet", **kw)
     first = sorted(str(p) for p in src.iterdir())[::2]  # half the images, spread over the groups
@@ -180,7 +167,7 @@ def test_options_of_duplicates_mode_are_checked():
 @pytest.mark.slow
 def test_sigkill_then_resume_gives_the_identical_report(tmp_path):
     src = tmp_path / "img"
-    make_planted(src, _windows(10), edits=("png", "jpeg-q30", "brighter-10pct", "half-size"))
+    make_planted(src, windows(10), edits=("png", "jpeg-q30", "brighter-10pct", "half-size"))
     common = ["--mode", "duplicates", "--chunk-size", "2", "--workers", "1", "--resize", "smallest", "-q"]
     want_out = tmp_path / "want.parquet"
     subprocess.run([*FRAMEDIFF, "scan", str(src), "-o", str(want_out), *common], check=True, capture_output=True)

@@ -173,8 +173,8 @@ class Duplicates(Pairs):
             return DuplicateIndex.load(folder, params=SIGNATURE_PARAMS) if saved else DuplicateIndex(SIGNATURE_PARAMS)
         if saved and not request.overwrite:
             raise FramediffError(
-                f"{folder}: a duplicate index is already there; add to it with update=True (--update), "
-                "replace it with overwrite=True, or choose another index="
+                f"{folder}: a duplicate index is already there; add to it with update=True, "
+                "replace it with overwrite=True, or choose another index folder"
             )
         return DuplicateIndex(SIGNATURE_PARAMS)
 
@@ -268,12 +268,13 @@ def _duplicate_rows(report, tables, request) -> np.ndarray:
         )
     else:
         return np.zeros((0, 2), np.int64)
-    status = np.asarray(table.column("status").to_pylist(), object)
-    changed = np.asarray([c is False for c in table.column("changed").to_pylist()])
-    keep = (status == "ok") & changed
-    a = np.asarray(table.column("index_a").to_pylist(), object)[keep]
-    b = np.asarray(table.column("index_b").to_pylist(), object)[keep]
-    return np.sort(np.stack([a.astype(np.int64), b.astype(np.int64)], axis=1), axis=1).reshape(-1, 2)
+    import pyarrow.compute as pc
+
+    duplicate = pc.and_(pc.equal(table.column("status"), "ok"), pc.equal(table.column("changed"), False))
+    rows = table.filter(pc.fill_null(duplicate, False))
+    a = rows.column("index_a").to_numpy(zero_copy_only=False).astype(np.int64)
+    b = rows.column("index_b").to_numpy(zero_copy_only=False).astype(np.int64)
+    return np.sort(np.stack([a, b], axis=1), axis=1).reshape(-1, 2)
 
 
 def _read_pairs(path: Path, n: int) -> np.ndarray:
