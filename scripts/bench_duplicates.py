@@ -138,7 +138,7 @@ def _unit(v):
 
 def _synthetic(real: np.ndarray, n: int, seed: int, offset: int = 0):
     """``n`` signatures blended from ``real``; 1 % planted near-copies of another row."""
-    from framediff.thumbnails import Signatures, SignatureParams
+    from framediff.thumbnails import SignatureParams, Signatures
 
     rng = np.random.default_rng(seed)
     vectors = np.empty((n, real.shape[1]), np.float32)

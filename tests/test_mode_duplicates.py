@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest

@@ -113,7 +113,9 @@ class Duplicates(Pairs):
             raise ParameterError("keep_rule", f"must be one of {', '.join(KEEP_RULES)}, got {rule!r}")
         radius = request.radius
         if radius is not None and (
-            isinstance(radius, bool) or not isinstance(radius, numbers.Real) or not (math.isfinite(radius) and radius > 0)
+            isinstance(radius, bool)
+            or not isinstance(radius, numbers.Real)
+            or not (math.isfinite(radius) and radius > 0)
         ):
             raise ParameterError("radius", f"must be a positive number, got {radius!r}")
         if request.update and index_folder(request) is None:
@@ -182,18 +184,21 @@ class Duplicates(Pairs):
 
     def plan(self, inputs: Inputs, chunk_size: int):
         found = inputs.context
-        number = -1
-        for number, chunk in enumerate(Pairs.plan(self, inputs, chunk_size)):
+        number = 0  # the next chunk's number
+        for chunk in Pairs.plan(self, inputs, chunk_size):
+            number = chunk.number + 1
             yield chunk
         s = found.index.signatures
         first = len(found.near)
-        exact = tuple((first + k, int(a), int(b), int(s.height[a]), int(s.width[a])) for k, (a, b) in enumerate(found.exact))
+        exact = tuple(
+            (first + k, int(a), int(b), int(s.height[a]), int(s.width[a])) for k, (a, b) in enumerate(found.exact)
+        )
         first += len(exact)
         failed = tuple((first + k, frame, kind, reason) for k, (frame, kind, reason) in enumerate(found.failed))
         per_chunk = chunk_size * chunk_size
         for s0 in range(0, max(len(exact), len(failed)), per_chunk):
-            number += 1
             yield _KnownChunk(number, exact=exact[s0 : s0 + per_chunk], failed=failed[s0 : s0 + per_chunk])
+            number += 1
 
     def run(self, chunk, spec, xp, shared=None):
         if not isinstance(chunk, _KnownChunk):
