@@ -75,6 +75,17 @@ def test_keep_rule_name_and_the_keep_list(tmp_path):
     assert keep.read_text().split() == ["g000-bmp.bmp"]
 
 
+def test_kept_images_are_linked_under_the_output_safety_rules(tmp_path):
+    make_planted(tmp_path / "img", [photo("camera"), photo("coffee")], edits=("png",))
+    linked = tmp_path / "deduplicated"
+    framediff.scan(tmp_path / "img", mode="duplicates", link_kept=linked, scheduler="synchronous")
+    # The resolution rule keeps the larger file of each equal-sized pair: the PNG.
+    assert sorted(p.name for p in linked.iterdir()) == ["g000-png.png", "g001-png.png"]
+    assert all(p.is_symlink() and p.resolve().parent == (tmp_path / "img").resolve() for p in linked.iterdir())
+    with pytest.raises(FramediffError, match="holds the input"):
+        framediff.scan(tmp_path / "img", mode="duplicates", copy_kept=tmp_path / "img")
+
+
 def test_exact_copies_are_found_without_decoding_them(tmp_path, monkeypatch):
     src = tmp_path / "img"
     make_planted(src, [photo("coffee"), photo("camera")], edits=())
