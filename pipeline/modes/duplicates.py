@@ -102,6 +102,8 @@ def index_folder(request) -> Path | None:
 
 
 class Duplicates(Pairs):
+    """Candidate pairs from the signature index, measured as pairs mode measures pairs."""
+
     name = "duplicates"
     uses_pair_list = False
     uses_index = True
@@ -122,7 +124,7 @@ class Duplicates(Pairs):
             raise ParameterError("update", ": needs index= (or a local output next to which the index lives)")
 
     def expected_rows(self, n_inputs: int) -> int:
-        return n_inputs  # unknown before the search; about one row per image in a typical archive
+        return n_inputs  # the candidates are unknown before the search: progress counts images
 
     # -- before the plan: signatures and candidates ---------------------------------
 
@@ -154,8 +156,7 @@ class Duplicates(Pairs):
         found = _Found(
             index, folder, rows, candidates, exact, failed,
             stats={
-                "signature_params": {"side": index.params.side, "grid": index.params.grid,
-                                     "hash_bits": index.params.hash_bits, "radius": radius},
+                "signature_params": dict(dataclasses.asdict(index.params), radius=radius),
                 "images_signed": int(len(signed)),
                 "images_decoded_for_signatures": int(signed.decoded.sum()),
                 "images_indexed": int(len(index)),
