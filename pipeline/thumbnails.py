@@ -18,6 +18,7 @@ import hashlib
 
 import numpy as np
 
+from framediff.kernels import to_numpy
 from framediff.kernels.signatures import block_means, dct_hash, thumbnail
 
 from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_bytes, max_file_bytes, read_bytes
@@ -219,7 +220,5 @@ def _data_range(dtype) -> float:
 
 
 def _host(array):
-    from framediff.kernels import to_numpy
-
     return to_numpy(array)
 
