@@ -268,4 +268,4 @@ def test_index_killed_while_saving_resumes_to_the_same_result(stable, tmp_path, 
         near |= _as_set(more)
         index.save(folder)
     assert near == _as_set(_index(stable.paths).search())
-    assert not [p.name for p in folder.iterdir() if ".tmp-" in p.name]
+    assert not [p.name for p in folder.iterdir() if "tmp-" in p.name]
