@@ -96,7 +96,7 @@ def _check_thumbs(thumbs, name="thumbs"):
         raise ValueError(f"{name} must be a (N, S, S) stack of square thumbnails, got shape {thumbs.shape}")
 
 
-def block_means(thumbs, *, grid: int = 16, xp=None):
+def block_means(thumbs, *, grid: int = 16, floor: float = 0.0, xp=None):
     """Zero-mean, unit-length block-mean vectors of a stack of thumbnails.
 
     Parameters
@@ -105,13 +105,18 @@ def block_means(thumbs, *, grid: int = 16, xp=None):
         Square thumbnails (:func:`thumbnail`); ``S`` must be a multiple of ``grid``.
     grid : int
         Blocks per side; the vector has ``grid * grid`` entries.
+    floor : float
+        Root-mean-square contrast of the block means (thumbnail units) below which a
+        row is divided by this contrast instead of its own: a low-contrast thumbnail
+        keeps a short vector, near every other low-contrast one, instead of its noise
+        blown up to unit length. 0: every patterned row has unit length.
     xp : module, optional
 
     Returns
     -------
     array of float32, shape (N, grid * grid)
-        Each row has mean 0 and Euclidean length 1, or is all zeros for a flat
-        thumbnail (which then matches only other flat images).
+        Each row has mean 0 and Euclidean length 1 (shorter below ``floor``), or is all
+        zeros for a flat thumbnail (which then matches only other flat images).
 
     Raises
     ------
@@ -133,6 +138,7 @@ def block_means(thumbs, *, grid: int = 16, xp=None):
     x = thumbs.astype(xp.float64, copy=False).reshape(n, grid, b, grid, b).mean(axis=(2, 4)).reshape(n, -1)
     x = x - x.mean(axis=1, keepdims=True)
     norm = xp.sqrt((x * x).sum(axis=1, keepdims=True))
+    norm = xp.maximum(norm, floor * grid)  # the RMS over grid * grid blocks, as a length
     # A flat thumbnail has no pattern to compare: a zero vector, not 0/0.
     x = xp.where(norm > 1e-9 * s * s, x / xp.where(norm > 0, norm, 1.0), 0.0)
     return x.astype(xp.float32)

@@ -82,7 +82,7 @@ def scan_parameters(args: argparse.Namespace) -> dict:
     """The :func:`framediff.run_scan` keyword arguments that ``args`` spell."""
     names = set(OPTION_FIELDS) | set(REQUEST_FIELDS) | set(CLUSTER_FIELDS) | set(_RENAMED) | {"preset"}
     params = {_RENAMED.get(k, k): v for k, v in given(args, names).items()}
-    for flag in ("recursive", "partitioned", "overwrite", "resume", "strict", "keep_list0"):
+    for flag in ("recursive", "partitioned", "overwrite", "resume", "strict", "keep_list0", "update"):
         if not params.get(flag):
             params.pop(flag, None)  # store_true flags left off: the API's own default
     params.setdefault("output", "framediff-report.csv" if args.format == "csv" else "framediff-report.parquet")
@@ -143,13 +143,18 @@ def _add_scan_arguments(p) -> None:
     )
     p.add_argument("--event-min-length", type=int, default=default("event_min_length"), help=f"changed comparisons an event needs (default {default('event_min_length')})")
     p.add_argument("--event-gap", type=int, default=default("event_gap"), help=f"unchanged comparisons allowed inside an event (default {default('event_gap')})")
-    p.add_argument("--keep-list", help="keyframes: write the kept images' paths to this file")
+    p.add_argument("--keep-list", help="keyframes, duplicates: write the kept images' paths to this file")
     p.add_argument("--keep-list0", action="store_true", help="write the keep list NUL-separated (for xargs -0)")
-    p.add_argument("--copy-kept", help="keyframes: copy the kept images into this folder")
-    p.add_argument("--link-kept", help="keyframes: symlink the kept images into this folder")
+    p.add_argument("--copy-kept", help="keyframes, duplicates: copy the kept images into this folder")
+    p.add_argument("--link-kept", help="keyframes, duplicates: symlink the kept images into this folder")
     p.add_argument("--extract-kept", metavar="DIR", help="keyframes over videos: write the kept video frames as images into DIR")
     p.add_argument("--extract-format", choices=EXTRACT_FORMATS, default=default("extract_format"), help=f"image format of --extract-kept (default {default('extract_format')})")
     p.add_argument("--kept-timestamps", metavar="FILE", help="keyframes over videos: kept frames' times (CSV) and an ffmpeg select script (FILE.select), per video")
+    dup = p.add_argument_group("duplicates mode")
+    dup.add_argument("--index", metavar="DIR", help="folder of the duplicate index (default: REPORT.dupindex)")
+    dup.add_argument("--update", action="store_true", help="add new images to the saved index; compare only them")
+    dup.add_argument("--keep-rule", choices=("resolution", "file-size", "name"), help="suggested keeper of a group (default resolution)")
+    dup.add_argument("--radius", type=float, help="candidate radius: squared distance of block-mean vectors (default 0.3)")
     b = p.add_argument_group("background mode")
     b.add_argument("--masks", help="write foreground masks as PNG files into this folder")
     b.add_argument(

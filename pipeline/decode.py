@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DecodeError",
     "check_finite",
+    "decode_bytes",
     "decoded_shape",
     "max_file_bytes",
     "read_bytes",
@@ -584,6 +585,59 @@ def downscale(image: np.ndarray, scale: float) -> np.ndarray:
     """Area-downsample a full-size image to the shape a JPEG decodes to at ``scale``."""
     target = decoded_shape(image.shape[0], image.shape[1], scale)
     return image if image.shape[:2] == target else resize_area(image, target)
+
+
+def decode_bytes(data: bytes, *, gray: str | None = None, scale: float = 1.0,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = 0):  # fmt: skip
+    """Decode a file's bytes at ``scale``: ``(image, full height, full width)``.
+
+    JPEG is decoded in the DCT domain at the scale (and straight to luma with
+    ``gray='luma'``); other formats are decoded in full, then area-downsampled to the
+    same shape, keeping their sample type. Heights and widths are after EXIF orientation.
+
+    Parameters
+    ----------
+    data : bytes
+    gray : {'luma'} or None
+        JPEG only: decode to one luma channel.
+    scale : float in (0, 1]
+        Rounded down to n/8 as libjpeg does.
+    max_pixels : int
+        Larger images are refused (``bomb``).
+    min_side : int
+        Use a larger scale where ``scale`` would leave fewer pixels on the shorter side
+        (a small image keeps enough detail for a thumbnail).
+
+    Raises
+    ------
+    DecodeError
+        The bytes are no image framediff can read, or too large.
+    """
+    if data.startswith(_JPEG_MAGIC):
+        import simplejpeg
+
+        try:
+            h, w = simplejpeg.decode_jpeg_header(data)[:2]
+        except Exception as exc:
+            raise DecodeError(_jpeg_header_kind(data), f"bad JPEG header ({exc})") from None
+        image = _read_jpeg(data, gray, _scale_for(h, w, scale, min_side), max_pixels)
+        if image is not None:
+            if _exif_orientation(data) in (5, 6, 7, 8):  # a quarter turn swaps the sides
+                h, w = w, h
+            return image, h, w
+    image = _read_general(data, max_pixels)
+    h, w = image.shape[:2]
+    small = downscale(image, _scale_for(h, w, scale, min_side))
+    if image.dtype.kind in "ui" and small.dtype != image.dtype:  # keep the samples' type (and range)
+        small = np.rint(small).astype(image.dtype)
+    return small, h, w
+
+
+def _scale_for(height: int, width: int, scale: float, min_side: int) -> float:
+    n = scale_eighths(scale)
+    while n < 8 and math.ceil(min(height, width) * n / 8) < min_side:
+        n += 1
+    return n / 8
 
 
 def file_size(path) -> int:

@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .atomic import temporary_name
 from .errors import FramediffError
 from .manifest import clean_stale_temporaries
 from .thumbnails import SignatureParams, Signatures
@@ -348,7 +349,7 @@ def _sha256(path: Path) -> str:
 
 def _atomic(path: Path, write) -> None:
     """``write(tmp)`` then rename over ``path``: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temporary_name(path)  # framediff's marker: a killed writer's file is cleaned up later
     try:
         write(tmp)
         with open(tmp, "rb+") as fh:

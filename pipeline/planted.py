@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["EDITS", "PHOTOS", "Planted", "edited", "make_planted", "photo"]
+__all__ = ["EDITS", "PHOTOS", "Planted", "edited", "make_planted", "photo", "windows"]
 
 #: Distinct photographs of ``skimage.data`` bundled with scikit-image (``cat`` is
 #: ``chelsea`` again, so it is left out).
@@ -51,6 +51,22 @@ def photo(name: str) -> np.ndarray:
     if image.ndim == 2:
         image = np.stack([image] * 3, axis=-1)
     return np.ascontiguousarray(image[..., :3]).astype(np.uint8)
+
+
+def windows(n: int, size=(72, 96)) -> list:
+    """``n`` distinct small pictures: windows of the :data:`PHOTOS`, each photograph in
+    turn, the window moved along it (quick to write and to compare by the thousand)."""
+    h, w = size
+    out, cache = [], {}
+    for k in range(n):
+        name = PHOTOS[k % len(PHOTOS)]
+        image = cache.get(name)
+        if image is None:
+            image = cache[name] = photo(name)
+        step = k // len(PHOTOS)
+        y, x = (37 * step) % (image.shape[0] - h), (53 * step) % (image.shape[1] - w)
+        out.append(np.ascontiguousarray(image[y : y + h, x : x + w]))
+    return out
 
 
 def edited(rgb: np.ndarray, edit: str) -> bytes:

@@ -81,7 +81,6 @@ class ScanRequest:
         Modes that keep frames: the kept frames' names (one per line), copies or links.
     keep_list0 : bool
         Write the keep-list NUL-separated (for ``xargs -0``): names may hold newlines.
-        Modes that keep frames: the kept frames' names, copies or links.
     extract_kept : path or None
         Modes that keep frames, over videos: a folder for the kept video frames as images.
     extract_format : {'jpg', 'png'}
@@ -89,6 +88,17 @@ class ScanRequest:
     kept_timestamps : path or None
         Modes that keep frames, over videos: a CSV of the kept frames' times and an
         ffmpeg ``select`` filter script next to it, per video.
+    index : path or None
+        Duplicates mode: the folder of the persistent duplicate index (default: next
+        to the report, ``<report>.dupindex``).
+    update : bool
+        Duplicates mode: add the new inputs to the saved index and compare only them
+        against everything indexed.
+    keep_rule : {'resolution', 'file-size', 'name'} or None
+        Duplicates mode: how each group's suggested keeper is chosen (default resolution).
+    radius : float or None
+        Duplicates mode: squared distance of block-mean vectors within which two images
+        are candidates (default :data:`framediff.dupindex.DEFAULT_RADIUS`).
     masks : path or None
         Modes that compute foreground masks: a folder for them as PNG files.
     sensitivity : {'low', 'normal', 'high'} or float
@@ -141,6 +151,10 @@ class ScanRequest:
     extract_format: str = "jpg"
     kept_timestamps: object = None
     link_kept: object = None
+    index: object = None
+    update: bool = False
+    keep_rule: str | None = None
+    radius: float | None = None
     masks: object = None
     sensitivity: object = "normal"
     keep_on: object = None
@@ -212,6 +226,7 @@ class ScanRequest:
             raise ParameterError("thresholds", f": {self.mode.name} mode needs a threshold to decide which frames to keep")
         self._check_mode_options()
         self.mode.check_options(self.options)
+        self.mode.check_request(self)
 
     def _check_output_format(self) -> None:
         """The output's extension decides the format; an unknown one is an error."""
@@ -242,9 +257,14 @@ class ScanRequest:
                 ("kept_timestamps", mode.keeps_frames),
                 ("masks", not mode.measures_pairs),
                 ("keep_on", mode.keeps_frames),
+                ("index", mode.uses_index),
+                ("keep_rule", mode.uses_index),
+                ("radius", mode.uses_index),
             )
             if getattr(self, name) is not None and not applies
         ]
+        if self.update and not mode.uses_index:
+            unused.append("update")
         if unused:
             raise ParameterError(unused[0], f"does nothing in {mode.name} mode")
 

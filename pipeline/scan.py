@@ -103,6 +103,7 @@ def run_scan(source, **params) -> ScanResult:
     local_output = staging.report if staging is not None else request.output
     with OutputLock(local_output) if local_output is not None else nullcontext():
         with open_cluster(request.cluster) as client:
+            planned = before_plan_stage(planned, client)
             sink, report = execute_stage(planned, local_output, client)
         return finish_stage(planned, sink, report, staging, time.perf_counter() - started)
 
@@ -163,6 +164,22 @@ def plan_stage(request: ScanRequest, found: Discovery) -> _Planned:
     return _Planned(request, found, inputs, spec, device, columns, expanded)
 
 
+def before_plan_stage(planned: _Planned, client) -> _Planned:
+    """The mode's own pass before its plan (:meth:`~framediff.modes.Mode.before_plan`)."""
+    request, spec = planned.request, planned.spec
+
+    def run(chunks, task_spec, on_table):
+        scheduler = request.scheduler if client is None else client
+        execute(chunks, task_spec, scheduler=scheduler, workers=request.workers, device=planned.device, on_table=on_table)
+
+    inputs = spec.mode.before_plan(planned.inputs, spec, request, run)
+    if inputs is planned.inputs:
+        return planned
+    # New inputs (another order or set): names by index follow them; capture times do not.
+    spec = dataclasses.replace(spec, names=inputs.names, timed=False)
+    return dataclasses.replace(planned, inputs=inputs, spec=spec, columns={})
+
+
 def execute_stage(planned: _Planned, local_output, client):
     """Run the chunks through the sink; returns the sink and the local report path."""
     request, spec, inputs = planned.request, planned.spec, planned.inputs
@@ -207,6 +224,9 @@ def finish_stage(planned: _Planned, sink: ReportSink, report, staging, wall: flo
     if event_times is not None:
         add_event_times(events, event_times)
     summary = _summary(planned, sink, report, wall, len(events))
+    kept_rows, extra = request.mode.finish(inputs, report, sink.tables, request)
+    kept_rows = sink.kept if kept_rows is None else kept_rows
+    summary.update(extra)
     if report is not None:
         write_sidecars(
             report, format_for(report, request.format), sink.grouper, summary, request.summary, times=event_times
@@ -216,12 +236,12 @@ def finish_stage(planned: _Planned, sink: ReportSink, report, staging, wall: flo
     if staging is not None:
         staging.upload()
         report = summary["report"] = staging.url
-    kept = [inputs.names[i] for i in sink.kept]
+    kept = [inputs.names[i] for i in kept_rows]
     if request.keep_list is not None:
         write_keep_list(request.keep_list, kept, nul=request.keep_list0)
     for target, link in ((request.copy_kept, False), (request.link_kept, True)):
         if target is not None:
-            kept_files = [(planned.found.relative_path(inputs.paths[i]), inputs.paths[i]) for i in sink.kept]
+            kept_files = [(planned.found.relative_path(inputs.paths[i]), inputs.paths[i]) for i in kept_rows]
             materialise_kept(kept_files, Path(target), link=link)
     if request.extract_kept is not None or request.kept_timestamps is not None:
         summary["video_outputs"] = write_video_kept(

@@ -18,19 +18,10 @@ import hashlib
 
 import numpy as np
 
+from framediff.kernels import to_numpy
 from framediff.kernels.signatures import block_means, dct_hash, thumbnail
 
-from .decode import (
-    _JPEG_MAGIC,
-    DEFAULT_MAX_PIXELS,
-    DecodeError,
-    _read_general,
-    _exif_orientation,
-    _read_jpeg,
-    downscale,
-    max_file_bytes,
-    read_bytes,
-)
+from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_bytes, max_file_bytes, read_bytes
 
 __all__ = ["SignatureParams", "Signatures", "content_hash", "signatures_of"]
 
@@ -50,11 +41,17 @@ class SignatureParams:
         Blocks per side of the block-mean vector (``grid * grid`` dimensions).
     hash_bits : {64, 256}
         Length of the DCT hash.
+    min_contrast : float
+        RMS contrast of the block means, as a fraction of the data range (1/16: 16
+        grey levels of 255), below which a block-mean vector is shortened instead of
+        normalised (:func:`~framediff.kernels.signatures.block_means`): near-flat
+        images, which pixel metrics with a tolerance call alike, stay near each other.
     """
 
     side: int = 32
     grid: int = 8
     hash_bits: int = 64
+    min_contrast: float = 1 / 16
 
     @property
     def dim(self) -> int:
@@ -131,19 +128,13 @@ def content_hash(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
-def _decode_small(data: bytes, max_pixels: int):
-    """(thumbnail source image, full height, full width) from a file's bytes."""
-    if data.startswith(_JPEG_MAGIC):
-        import simplejpeg
+def _decode_small(data: bytes, max_pixels: int, side: int):
+    """(thumbnail source image, full height, full width) from a file's bytes.
 
-        image = _read_jpeg(data, "luma", THUMB_SCALE, max_pixels)
-        if image is not None:
-            h, w = simplejpeg.decode_jpeg_header(data)[:2]
-            if _exif_orientation(data) in (5, 6, 7, 8):  # a quarter turn swaps the sides
-                h, w = w, h
-            return image, h, w
-    image = _read_general(data, max_pixels)
-    return downscale(image, THUMB_SCALE), image.shape[0], image.shape[1]
+    1/8 scale where that leaves at least ``side`` pixels on the shorter side; a small
+    image is decoded larger, so its thumbnail is not blown up from a few pixels.
+    """
+    return decode_bytes(data, gray="luma", scale=THUMB_SCALE, max_pixels=max_pixels, min_side=side)
 
 
 def signatures_of(paths, *, params: SignatureParams = SignatureParams(), known=None,
@@ -197,19 +188,20 @@ def signatures_of(paths, *, params: SignatureParams = SignatureParams(), known=N
             seen[digest] = k
             continue
         try:
-            image, out.height[k], out.width[k] = _decode_small(data, max_pixels)
+            image, out.height[k], out.width[k] = _decode_small(data, max_pixels, params.side)
         except DecodeError as exc:
             out.status[k], out.error[k] = exc.kind, exc.reason
             seen[digest] = k
             continue
         out.decoded[k] = True
         seen[digest] = k
-        thumbs.append(thumbnail(xp.asarray(image), side=params.side, xp=xp))
+        # In units of the data range, so the contrast floor means the same for every depth.
+        thumbs.append(thumbnail(xp.asarray(image), side=params.side, xp=xp) / _data_range(image.dtype))
         thumb_rows.append(k)
     if thumbs:
         stack = xp.stack(thumbs)
         rows = np.asarray(thumb_rows)
-        out.vectors[rows] = _host(block_means(stack, grid=params.grid, xp=xp))
+        out.vectors[rows] = _host(block_means(stack, grid=params.grid, floor=params.min_contrast, xp=xp))
         out.codes[rows] = _host(dct_hash(stack, bits=params.hash_bits, xp=xp))
     for k in range(n):  # byte-identical copies take their twin's row
         if out.file_size[k] >= 0:
@@ -221,8 +213,12 @@ def signatures_of(paths, *, params: SignatureParams = SignatureParams(), known=N
     return out
 
 
-def _host(array):
-    from framediff.kernels import to_numpy
+def _data_range(dtype) -> float:
+    """Full scale of decoded samples: the integer maximum, 1 for floating point."""
+    dtype = np.dtype(dtype)
+    return float(np.iinfo(dtype).max) if dtype.kind in "ui" else 1.0
 
+
+def _host(array):
     return to_numpy(array)
 

@@ -21,8 +21,17 @@
    pair recall and precision of framediff's block-mean search (default radius) and its
    DCT hash, beside ``imagehash`` pHash and dHash at Hamming <= 10, and per edit.
 
+4. Pixels: ``framediff.scan(mode="duplicates")`` against brute-force
+   ``framediff.scan(mode="pairs")`` at the same options and thresholds, on planted sets
+   of small real pictures (windows of the photographs, each as original, PNG, JPEG q30,
+   brightness +10 % and half size): wall time of both, and the duplicate pairs of the
+   index route scored against brute force (recall; false = pairs brute force does not
+   report). Brute force runs only up to ``--pairs-up-to`` images (n^2/2 measurements);
+   beyond that the duplicates route runs alone and brute force is extrapolated by n^2.
+
 Usage:  python scripts/bench_duplicates.py [--files 300] [--sizes 10000,100000,1000000]
-                                           [--update 10000] [--out DIR]
+                                           [--update 10000] [--pixels 100,200,400,2000]
+                                           [--pairs-up-to 400] [--out DIR]
 """
 
 from __future__ import annotations
@@ -129,7 +138,7 @@ def _unit(v):
 
 def _synthetic(real: np.ndarray, n: int, seed: int, offset: int = 0):
     """``n`` signatures blended from ``real``; 1 % planted near-copies of another row."""
-    from framediff.thumbnails import Signatures, SignatureParams
+    from framediff.thumbnails import SignatureParams, Signatures
 
     rng = np.random.default_rng(seed)
     vectors = np.empty((n, real.shape[1]), np.float32)
@@ -283,6 +292,46 @@ def worker_accuracy(directory: str) -> dict:
     return out
 
 
+# -------------------------------------------------------------------- 4. pixels
+
+PIXEL_EDITS = ("png", "jpeg-q30", "brighter-10pct", "half-size")
+PIXEL_PARAMS = dict(resize="smallest", thresholds={"l0_fraction": 0.05, "kl": 0.3}, workers=2)
+
+
+def _duplicate_pairs(df) -> set:
+    d = df[(df.status == "ok") & (df.changed == False)]  # noqa: E712 (a column)
+    return {tuple(sorted(p)) for p in zip(d.path_a, d.path_b)}
+
+
+def bench_pixels(work: Path, n: int, brute: bool) -> dict:
+    """Duplicates mode (and brute-force pairs mode) on ``n`` planted small pictures."""
+    import framediff
+    from framediff.planted import make_planted, windows
+
+    folder = work / f"pixels-{n}"
+    make_planted(folder, windows(max(1, n // (1 + len(PIXEL_EDITS)))), edits=PIXEL_EDITS)
+    out = {"n": len(list(folder.iterdir()))}
+    t0, c0 = time.perf_counter(), time.process_time()
+    dup = framediff.scan(folder, mode="duplicates", **PIXEL_PARAMS)
+    out["dup_s"], out["dup_cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
+    s = dup.attrs["summary"]
+    out["measured"] = s["candidate_pairs"]
+    out["signature_s"], out["search_s"] = s["signature_seconds"], s["search_seconds"]
+    found = _duplicate_pairs(dup)
+    out["found"] = len(found)
+    if brute:
+        t0 = time.perf_counter()
+        truth = _duplicate_pairs(framediff.scan(folder, mode="pairs", **PIXEL_PARAMS))
+        out["pairs_s"] = time.perf_counter() - t0
+        out["truth"] = len(truth)
+        # Byte-identical copies are listed against the first copy only: the rest are implied.
+        content = {p.name: p.read_bytes() for p in folder.iterdir()}
+        missed = {(a, b) for a, b in truth - found if content[a] != content[b]}
+        out["recall"] = 1 - len(missed) / max(1, len(truth))
+        out["false"] = len(found - truth)
+    return out
+
+
 # ---------------------------------------------------------------------- driver
 
 
@@ -305,7 +354,9 @@ def main(argv=None) -> int:
     parser.add_argument("--update", type=int, default=10_000, help="new images added to the largest index")
     parser.add_argument("--real", type=int, default=2000, help="real vectors the synthetic ones are blended from")
     parser.add_argument("--out", help="work folder (default: a temporary one)")
-    parser.add_argument("--skip", default="", help="comma list of parts to skip: pass,scale,accuracy")
+    parser.add_argument("--pixels", default="100,200,400,2000", help="image counts of the pixel comparison")
+    parser.add_argument("--pairs-up-to", type=int, default=400, help="largest set brute-force pairs mode runs on")
+    parser.add_argument("--skip", default="", help="comma list of parts to skip: pass,scale,accuracy,pixels")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -377,6 +428,23 @@ def main(argv=None) -> int:
         print(f"{'edit':<16}" + "".join(f"{name:>15}" for name in short))
         for e in edits:
             print(f"{e:<16}" + "".join(f"{m['per_edit'][e]:>15.2f}" for m in r["methods"].values()))
+    if "pixels" not in skip:
+        print("\n## pixels: duplicates mode against brute-force pairs mode, same options and thresholds "
+              f"({PIXEL_PARAMS['thresholds']}, resize smallest, 2 workers)")  # fmt: skip
+        print(f"{'images':>7} {'measured':>9} {'all pairs':>10} {'dup s':>7} {'pairs s':>8} {'speed-up':>9} "
+              f"{'dup pairs':>10} {'brute':>6} {'recall':>7} {'false':>6}")  # fmt: skip
+        last = None
+        for n in (int(v) for v in args.pixels.split(",")):
+            r = bench_pixels(work, n, brute=n <= args.pairs_up_to)
+            every = r["n"] * (r["n"] - 1) // 2
+            if "pairs_s" in r:
+                last, pairs_s, mark = r, r["pairs_s"], ""
+            else:  # n^2 from the largest brute-force run
+                pairs_s, mark = (last["pairs_s"] * every / (last["n"] * (last["n"] - 1) / 2) if last else float("nan")), "~"
+            print(f"{r['n']:>7} {r['measured']:>9} {every:>10} {r['dup_s']:>7.1f} {mark + format(pairs_s, '.1f'):>8} "
+                  f"{pairs_s / r['dup_s']:>9.1f} {r['found']:>10} {r.get('truth', '-'):>6} "
+                  f"{format(r['recall'], '.4f') if 'recall' in r else '-':>7} {r.get('false', '-'):>6}")  # fmt: skip
+        print("(~ = brute force extrapolated by n^2 from the largest set it ran on; target recall >= 0.99, false 0)")
     print(f"\n# load average {os.getloadavg()[0]:.1f} at the end (a shared machine: figures are indicative)")
     return 0
 

@@ -26,7 +26,7 @@ NUMBERS = st.sampled_from(HOSTILE) | st.integers(-5, 300).map(str) | st.floats(-
 
 #: Options and the values drawn for them (besides HOSTILE ones).
 SCAN_OPTIONS = {
-    "--mode": st.sampled_from(["consecutive", "reference", "pairs", "keyframes", "background", "sideways"]),
+    "--mode": st.sampled_from(["consecutive", "reference", "pairs", "keyframes", "background", "duplicates", "sideways"]),
     "--metrics": st.sampled_from(["l1", "all", "ssim,kl", "psnr", "nope", "l1,,kl", "edge_change", "flow_median"]),
     "--threshold": st.sampled_from(["l1=5", "kl=0.2", "ssim=0.9", "l1", "=3", "kl=nan", "psnr=inf", "x=1"]),
     "--gray": st.sampled_from(["mean", "luma", "red"]),
@@ -58,10 +58,12 @@ SCAN_OPTIONS = {
     "--window": NUMBERS,
     "--learning-rate": NUMBERS,
     "--bg-method": st.sampled_from(["ema", "window", "gmm"]),
+    "--keep-rule": st.sampled_from(["resolution", "file-size", "name", "biggest"]),
+    "--radius": NUMBERS,
     "--gpu-decode": st.sampled_from(["auto", "on", "off", "maybe"]),
     "--format": st.sampled_from(["csv", "parquet", "xlsx"]),
 }
-SCAN_FLAGS = ["--align", "--color", "--no-change-kind", "--recursive", "--strict", "--overwrite", "--resume", "--partitioned"]
+SCAN_FLAGS = ["--align", "--color", "--no-change-kind", "--recursive", "--strict", "--overwrite", "--resume", "--partitioned", "--update"]
 
 
 @pytest.fixture(scope="module")

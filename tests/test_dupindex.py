@@ -18,7 +18,7 @@ pytest.importorskip("faiss", reason="the near-duplicate index needs faiss-cpu")
 
 from framediff.dupindex import DEFAULT_RADIUS, DuplicateIndex, confirmation_pairs, duplicate_groups
 from framediff.errors import FramediffError
-from framediff.modes import MODES, Inputs
+from framediff.modes import Inputs, get_mode
 from framediff.planted import PHOTOS, make_planted, photo
 from framediff.thumbnails import SignatureParams, Signatures, signatures_of
 
@@ -215,7 +215,7 @@ def test_confirmation_pairs_feed_pairs_mode(stable):
     assert pairs == sorted(pairs) and all(a < b for a, b in pairs)
     assert not set(pairs) & _as_set(exact) and set(pairs) == _as_set(near) - _as_set(exact)
     paths = tuple(index.signatures.paths)
-    chunks = list(MODES["pairs"].plan(Inputs(paths, paths, pairs=pairs), 4))
+    chunks = list(get_mode("pairs").plan(Inputs(paths, paths, pairs=pairs), 4))
     assert sorted((a, b) for c in chunks for _, a, b in c.pairs) == pairs
 
     # the scan lists the images in reverse: rows map to other positions
@@ -268,4 +268,4 @@ def test_index_killed_while_saving_resumes_to_the_same_result(stable, tmp_path, 
         near |= _as_set(more)
         index.save(folder)
     assert near == _as_set(_index(stable.paths).search())
-    assert not [p.name for p in folder.iterdir() if ".tmp-" in p.name]
+    assert not [p.name for p in folder.iterdir() if "tmp-" in p.name]

@@ -120,3 +120,18 @@ def test_gpu_signatures_equal_cpu():
     assert_allclose(cupy.asnumpy(block_means(gpu, grid=8)), block_means(thumbs, grid=8), atol=1e-5)
     assert_array_equal(cupy.asnumpy(dct_hash(gpu)), dct_hash(thumbs))
     assert_allclose(cupy.asnumpy(thumbnail(cupy.asarray(ASTRONAUT))), thumbnail(ASTRONAUT), rtol=1e-5)
+
+
+def test_block_means_shortens_low_contrast_rows_below_the_floor():
+    rng = np.random.default_rng(5)
+    pattern = rng.random((32, 32))
+    stack = np.stack([pattern, 0.01 * pattern, np.full((32, 32), 0.5)])
+    plain = block_means(stack, grid=8)
+    floored = block_means(stack, grid=8, floor=1 / 16)
+    # Without a floor a faint copy is blown up to the same unit vector as the strong one.
+    np.testing.assert_allclose(plain[0], plain[1], atol=1e-6)
+    lengths = np.linalg.norm(floored, axis=1)
+    assert lengths[0] == pytest.approx(1.0, abs=1e-6)
+    assert 0 < lengths[1] < 0.1 and lengths[2] == 0.0
+    # The floored faint row points the same way: a shorter copy, not another pattern.
+    np.testing.assert_allclose(floored[1] / lengths[1], floored[0], atol=1e-5)

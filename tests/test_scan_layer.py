@@ -77,7 +77,7 @@ def test_a_new_mode_is_one_class_and_one_registry_line(frames, monkeypatch):
 
 
 def test_every_mode_is_a_mode_object_with_its_own_name():
-    assert list(MODES) == ["consecutive", "reference", "pairs", "keyframes", "background"]
+    assert list(MODES) == ["consecutive", "reference", "pairs", "keyframes", "background", "duplicates"]
     assert all(isinstance(m, Mode) and m.name == name for name, m in MODES.items())
 
 

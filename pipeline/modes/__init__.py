@@ -11,6 +11,7 @@ from ..errors import ParameterError
 from .background import Background
 from .base import Inputs, Mode, Route
 from .consecutive import Consecutive
+from .duplicates import Duplicates
 from .keyframes import Keyframes
 from .pairs import Pairs
 from .reference import Reference
@@ -19,7 +20,7 @@ __all__ = ["MODES", "Inputs", "Mode", "Route", "get_mode"]
 
 #: Every mode by name, in the order the command line lists them.
 MODES: dict[str, Mode] = {
-    mode.name: mode for mode in (Consecutive(), Reference(), Pairs(), Keyframes(), Background())
+    mode.name: mode for mode in (Consecutive(), Reference(), Pairs(), Keyframes(), Background(), Duplicates())
 }
 
 

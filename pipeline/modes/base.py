@@ -38,6 +38,9 @@ class Inputs:
         Runs of inputs compared in order (each video, each run of images between
         videos); empty means one sequence of every input. See
         :mod:`framediff.video_inputs`.
+    context : object or None
+        What the mode's :meth:`Mode.before_plan` pass found, for its planning and
+        :meth:`Mode.finish` (stays on the client; tasks never receive it).
     """
 
     names: tuple
@@ -45,6 +48,7 @@ class Inputs:
     reference: int | None = None
     pairs: list | None = None
     sequences: tuple = ()
+    context: object = None
 
     @property
     def starts(self) -> tuple:
@@ -93,6 +97,9 @@ class Mode:
         state recorded there (otherwise any completed chunk is skipped).
     uses_reference, uses_pair_list : bool
         Whether ``reference`` / ``pair_list`` mean anything in this mode.
+    uses_index : bool
+        Whether the duplicate-index options (``index``, ``update``, ``keep_rule``,
+        ``radius``) mean anything in this mode.
     rows_follow_frames : bool
         One row per frame ``b`` in frame order (plots use the frame index as their
         axis); False when rows are arbitrary pairs.
@@ -108,6 +115,7 @@ class Mode:
     resumes_from_state = False
     uses_reference = False
     uses_pair_list = False
+    uses_index = False
     rows_follow_frames = True
     #: The report's decision stage (:class:`~framediff.decide.DecisionStage`) sets
     #: ``changed`` and ``change_kind`` from the features the tasks measured; False for
@@ -152,6 +160,28 @@ class Mode:
     #: Rows are consecutive pairs of one sequence: the decision stage applies its
     #: sequence rules (transitions, a frame unlike both neighbours is corrupt).
     sequential_rows = False
+
+    def check_request(self, request) -> None:
+        """Refuse request values this mode cannot use (raise ParameterError); default none."""
+
+    def before_plan(self, inputs: Inputs, spec, request, run) -> Inputs:
+        """A pass over the inputs before the plan: the inputs to plan (default: as given).
+
+        ``run(chunks, spec, on_table)`` runs chunks on the scan's scheduler, workers and
+        device, as :func:`framediff.schedule.execute` does; a mode whose plan depends
+        on what its inputs hold (duplicates: signatures, then candidate pairs) computes
+        it here, in parallel, and returns new inputs (their ``context`` keeps the rest).
+        """
+        return inputs
+
+    def finish(self, inputs: Inputs, report, tables, request):
+        """After the report is written: ``(kept frame indices or None, summary entries)``.
+
+        ``report`` is the local report path (or None), ``tables`` the collected rows
+        (empty unless the request collects them). Default: ``(None, {})``, the kept
+        frames are those the rows mark.
+        """
+        return None, {}
 
     # -- running ----------------------------------------------------------------------
 
