@@ -7,7 +7,11 @@ check that both give the same masks.
 
 from __future__ import annotations
 
+# isort: off
+from . import _cpu_fused  # noqa: F401  (sets numba's cache folder before numba is imported)
 import numba
+
+# isort: on
 import numpy as np
 
 

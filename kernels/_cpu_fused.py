@@ -13,7 +13,9 @@ import os
 # checkout (read at numba's import: set before it, unless the user chose a place).
 os.environ.setdefault(
     "NUMBA_CACHE_DIR",
-    os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "framediff", "numba"),
+    os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "framediff", "numba"
+    ),
 )
 
 import numba  # noqa: E402

@@ -102,11 +102,7 @@ def phase_correlation(a, b, *, upsample_factor: int = 1, xp=None):
         raise ValueError(f"expected two 2-D images, got shapes {a.shape} and {b.shape}")
     if a.shape != b.shape:
         raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
-    if (
-        isinstance(upsample_factor, bool)
-        or not isinstance(upsample_factor, numbers.Integral)
-        or upsample_factor < 1
-    ):
+    if isinstance(upsample_factor, bool) or not isinstance(upsample_factor, numbers.Integral) or upsample_factor < 1:
         raise ValueError(f"upsample_factor must be a positive integer, got {upsample_factor!r}")
     upsample_factor = int(upsample_factor)
     shape = a.shape

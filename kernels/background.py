@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .backend import array_namespace
+from .normalize import natural_data_range
 
 __all__ = ["BACKGROUND_MODES", "BackgroundModel", "update_background"]
 
@@ -301,8 +302,6 @@ def update_background(
     if warmup < 0:
         raise ValueError(f"warmup must be >= 0, got {warmup}")
     if min_sigma is None:
-        from .normalize import natural_data_range
-
         min_sigma = natural_data_range(np.dtype(str(frames.dtype))) / 255.0
     min_sigma = float(min_sigma)
     if not min_sigma >= 0:

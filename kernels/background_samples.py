@@ -28,7 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from ._cpu_background import sample_matches
 from .backend import array_namespace
+from .color import drop_alpha
+from .filters import gaussian_blur, median_filter
+from .normalize import natural_data_range
+from .normalize import normalize as stretch
+from .register import register_to, translate
 
 __all__ = ["SampleModel", "background_frame", "majority_filter", "update_sample_background"]
 
@@ -120,9 +126,6 @@ def background_frame(image, *, median: int = 0, blur: float = 0.0, normalize: st
         An image that is not 2-D or 3-D, or a normalization without a fixed range
         (``'zscore'``) or unknown.
     """
-    from .color import drop_alpha
-    from .filters import gaussian_blur, median_filter
-    from .normalize import normalize as stretch
 
     xp = array_namespace(image, xp=xp)
     if image.ndim not in (2, 3):
@@ -371,7 +374,6 @@ def update_sample_background(
     if state is None:
         if frames.shape[0] == 0:
             raise ValueError("cannot start a background model from an empty batch")
-        from .normalize import natural_data_range
 
         scale = 255.0 / natural_data_range(np.dtype(str(frames.dtype)))
         state = _new_state(frames[0], n_samples, float(radius), scale, xp)
@@ -426,7 +428,6 @@ def _distance2(x, sample, scale, xp):
 
 def _judge_cpu(x, samples, count, limit, scale):
     """The distance loop compiled (measured hot: most of a frame's time in NumPy)."""
-    from ._cpu_background import sample_matches
 
     n, c, h, w = samples.shape
     matches = np.empty(h * w, np.int32)
@@ -487,8 +488,6 @@ def _step(
     mean = None
     shift = (0, 0)
     if align:
-        from .register import register_to
-
         mean = _background_mean(state, xp)
         fill = xp.moveaxis(mean / scale, 0, 2).astype(frame.dtype)
         frame, shift = register_to(mean.mean(axis=0), frame, fill=fill, xp=xp)
@@ -527,8 +526,6 @@ def _step(
     mask = majority_filter(raw, clean_size, xp=xp) if clean_size > 1 else raw
     background = ~mask
     if align and shift != (0, 0):  # report the mask where the frame has its pixels
-        from .register import translate
-
         reported = translate(mask, -shift[0], -shift[1], fill=xp.zeros_like(mask), xp=xp)
     else:
         reported = mask

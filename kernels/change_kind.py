@@ -12,7 +12,12 @@ import math
 
 import numpy as np
 
+from .align import phase_correlation
 from .backend import array_namespace, to_numpy
+from .exposure import match_histograms
+from .flow import _bilinear
+from .histograms import histogram_distance, histograms
+from .ssim import structural_similarity
 
 __all__ = [
     "CHANGE_KINDS",
@@ -73,7 +78,6 @@ def _aligned_difference(a, b, shift_y, shift_x, xp):
     Only the part of ``a`` that the moved ``b`` covers for every shift of this
     length (a border of ``ceil(|shift|)`` pixels dropped) is compared.
     """
-    from .flow import _bilinear
 
     h, w = a.shape
     my, mx = int(math.ceil(abs(shift_y))), int(math.ceil(abs(shift_x)))
@@ -164,10 +168,6 @@ def change_kind_features(
     >>> float(f["l1_raw"]), float(f["ssim"]), float(f["shift"])
     (0.0, 1.0, 0.0)
     """
-    from .align import phase_correlation
-    from .exposure import match_histograms
-    from .histograms import histogram_distance, histograms
-    from .ssim import structural_similarity
 
     xp = array_namespace(a, b, xp=xp)
     if a.shape != b.shape:

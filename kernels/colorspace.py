@@ -81,9 +81,7 @@ def rgb_to_lab(rgb, *, xp=None):
         raise ValueError(f"expected RGB with 3 channels on the last axis, got shape {rgb.shape}")
     x = _as_unit_float(rgb, xp)
     # sRGB transfer function; the power branch sees only values where it applies.
-    linear = xp.where(
-        x > 0.04045, ((xp.maximum(x, 0.04045) + 0.055) / 1.055) ** 2.4, x / 12.92
-    )
+    linear = xp.where(x > 0.04045, ((xp.maximum(x, 0.04045) + 0.055) / 1.055) ** 2.4, x / 12.92)
     matrix = xp.asarray(_XYZ_FROM_RGB, dtype=xp.float64)
     xyz = linear @ matrix.T
     xyz = xyz / xp.asarray(_D65_WHITE, dtype=xp.float64)

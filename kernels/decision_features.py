@@ -13,6 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import array_namespace, to_numpy
+from .filters import _ndimage, gaussian_blur
+from .flow import _bilinear
+from .shape import reduce_to
 
 __all__ = ["DECISION_FEATURES", "decision_features", "thumbnail"]
 
@@ -49,7 +52,6 @@ _MAX_LEVEL = 0.1
 
 
 def _small(image, side, data_range, xp, min_side=16):
-    from .shape import reduce_to
 
     return reduce_to(xp.asarray(image), side, min_side=min_side, xp=xp).astype(xp.float64) / data_range
 
@@ -74,7 +76,6 @@ def _monotone_map(a, b, cdf_a, cdf_b, xp):
 
 def _regions(residual, level, min_area, xp):
     """Area fraction, count, largest fraction and mask of components above ``level``."""
-    from .filters import _ndimage
 
     ndi = _ndimage(xp)
     mask = residual > level
@@ -103,7 +104,6 @@ def _shifted_residual(a, b, shift_y, shift_x, xp):
     One more pixel of border is dropped: at the reduced scale the frame edge blends
     what entered the view with what was there.
     """
-    from .flow import _bilinear
 
     h, w = a.shape
     my, mx = int(np.ceil(abs(shift_y))) + 1, int(np.ceil(abs(shift_x))) + 1
@@ -239,7 +239,6 @@ def decision_features(
     data_range = float(data_range)
     if not data_range > 0:
         raise ValueError(f"data_range must be > 0, got {data_range}")
-    from .filters import gaussian_blur
 
     ra, rb = _small(a, side, data_range, xp), _small(b, side, data_range, xp)
     # Phase correlation wants the sharp overview; everything else the blurred one.

@@ -33,13 +33,9 @@ def _match_cumulative_cdf(source, template, xp):
 
 def _check_pair(image, reference):
     if image.ndim not in (2, 3) or reference.ndim != image.ndim:
-        raise ValueError(
-            f"expected two (H, W) or two (H, W, C) images, got {image.shape} and {reference.shape}"
-        )
+        raise ValueError(f"expected two (H, W) or two (H, W, C) images, got {image.shape} and {reference.shape}")
     if image.ndim == 3 and image.shape[-1] != reference.shape[-1]:
-        raise ValueError(
-            f"images differ in number of channels: {image.shape[-1]} vs {reference.shape[-1]}"
-        )
+        raise ValueError(f"images differ in number of channels: {image.shape[-1]} vs {reference.shape[-1]}")
 
 
 def match_histograms(image, reference, *, xp=None):
@@ -92,9 +88,7 @@ def match_histograms(image, reference, *, xp=None):
     _check_pair(image, reference)
     if image.ndim == 2:
         return _match_cumulative_cdf(image, reference, xp)
-    channels = [
-        _match_cumulative_cdf(image[..., c], reference[..., c], xp) for c in range(image.shape[-1])
-    ]
+    channels = [_match_cumulative_cdf(image[..., c], reference[..., c], xp) for c in range(image.shape[-1])]
     return xp.stack(channels, axis=-1)
 
 

@@ -379,7 +379,7 @@ def lucas_kanade(
 
     guess = None
     for level in range(depth, -1, -1):
-        I, J = prev_pyr[level], next_pyr[level]
+        I, J = prev_pyr[level], next_pyr[level]  # noqa: E741 (Lucas-Kanade's names for the two images)
         h, w = I.shape
         Ix, Iy = _scharr(I, xp)
         p = pts * (0.5**level)

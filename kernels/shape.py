@@ -275,9 +275,7 @@ def reconcile_shapes(a, b, *, resize="error", crop=None, xp=None):
     _check_image(a, "a")
     _check_image(b, "b")
     if a.ndim != b.ndim or a.shape[2:] != b.shape[2:]:
-        raise ShapeMismatchError(
-            f"images differ in dimensions or channels: a {a.shape} vs b {b.shape}"
-        )
+        raise ShapeMismatchError(f"images differ in dimensions or channels: a {a.shape} vs b {b.shape}")
     target = None
     if isinstance(resize, str):
         resize = resize.lower()
@@ -296,9 +294,7 @@ def reconcile_shapes(a, b, *, resize="error", crop=None, xp=None):
             ) from None
     if crop is not None:
         if not isinstance(crop, str) or crop.lower() not in CROP_ANCHORS:
-            raise ValueError(
-                f"unknown crop anchor {crop!r}; expected None or one of {', '.join(CROP_ANCHORS)}"
-            )
+            raise ValueError(f"unknown crop anchor {crop!r}; expected None or one of {', '.join(CROP_ANCHORS)}")
         crop = crop.lower()
 
     actions = []

@@ -53,7 +53,10 @@ def _halves(chunk: Chunk):
         items = getattr(chunk, name)
         if len(items) > 1:
             mid = len(items) // 2
-            return [dataclasses.replace(chunk, **{name: items[:mid]}), dataclasses.replace(chunk, **{name: items[mid:]})]
+            return [
+                dataclasses.replace(chunk, **{name: items[:mid]}),
+                dataclasses.replace(chunk, **{name: items[mid:]}),
+            ]
     return None
 
 

@@ -117,7 +117,10 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     except OSError as exc:  # the output cannot be written: read-only, full, gone
         where = exc.filename or "output"
-        print(f"framediff: error: {where}: {exc.strerror or exc} (nothing half-written was left as a report)", file=sys.stderr)
+        print(
+            f"framediff: error: {where}: {exc.strerror or exc} (nothing half-written was left as a report)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("framediff: interrupted", file=sys.stderr)

@@ -71,7 +71,9 @@ def add_measurement_options(parser: argparse.ArgumentParser) -> None:
         choices=("none", "minmax", "percentile", "zscore", "match", "meanstd"),
         help=f"exposure normalization; match/meanstd match b's histogram/mean+std to a ({_default('normalize')})",
     )
-    g.add_argument("--percentiles", type=_percentiles, metavar="LOW,HIGH", help="clip points for --normalize percentile")
+    g.add_argument(
+        "--percentiles", type=_percentiles, metavar="LOW,HIGH", help="clip points for --normalize percentile"
+    )
     g.add_argument("--tol", type=float, help=f"L0 counts pixels with |a-b| > TOL ({_default('tol')})")
     g.add_argument("--bins", type=int, help=f"histogram bins ({_default('bins')})")
     g.add_argument("--data-range", type=float, help="PSNR peak value (default: natural range)")
@@ -81,14 +83,26 @@ def add_measurement_options(parser: argparse.ArgumentParser) -> None:
     t = parser.add_argument_group("preprocessing and toolbox")
     t.add_argument("--resize", help="images of different sizes: error (default), first, smallest, or WxH")
     t.add_argument("--crop", choices=("center", "topleft"), help="crop a pair to its common extent")
-    t.add_argument("--align", action="store_true", default=None, help="register by phase correlation, compare the overlap")
-    t.add_argument("--upsample", type=int, help=f"sub-pixel refinement factor of --align ({_default('upsample')}; 1 = whole pixels)")
+    t.add_argument(
+        "--align", action="store_true", default=None, help="register by phase correlation, compare the overlap"
+    )
+    t.add_argument(
+        "--upsample",
+        type=int,
+        help=f"sub-pixel refinement factor of --align ({_default('upsample')}; 1 = whole pixels)",
+    )
     t.add_argument("--blur", type=float, help="Gaussian blur sigma before comparing")
     t.add_argument("--median", type=int, help="median filter size before comparing")
     t.add_argument("--color", action="store_true", default=None, help="per-channel metrics and CIE76 Delta E")
     t.add_argument("--edges", choices=("none", "sobel", "prewitt"), help="compare gradient magnitudes")
-    t.add_argument("--moving-threshold", type=float, help=f"optical flow: pixels a point must move ({_default('moving_threshold')})")
-    t.add_argument("--flow-corners", type=int, help=f"optical flow: corners tracked per pair ({_default('flow_corners')})")
+    t.add_argument(
+        "--moving-threshold",
+        type=float,
+        help=f"optical flow: pixels a point must move ({_default('moving_threshold')})",
+    )
+    t.add_argument(
+        "--flow-corners", type=int, help=f"optical flow: corners tracked per pair ({_default('flow_corners')})"
+    )
     t.add_argument(
         "--no-change-kind", dest="change_kind", action="store_false", default=None, help="do not label changed rows"
     )

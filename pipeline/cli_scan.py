@@ -55,7 +55,17 @@ class Progress:
 
 def _bytes(text: str) -> int:
     """'40GB', '512MiB', '1e9' -> bytes."""
-    units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+    units = {
+        "": 1,
+        "B": 1,
+        "KB": 10**3,
+        "MB": 10**6,
+        "GB": 10**9,
+        "TB": 10**12,
+        "KIB": 2**10,
+        "MIB": 2**20,
+        "GIB": 2**30,
+    }
     t = text.strip().upper()
     number = t.rstrip("KMGTIB")
     unit = t[len(number) :]
@@ -107,17 +117,31 @@ def _run_scan(args) -> int:
 
 
 def _add_scan_arguments(p) -> None:
-    p.add_argument("source", nargs="+", help="directory, glob pattern, image or video file, or a file listing image and video paths")
+    p.add_argument(
+        "source",
+        nargs="+",
+        help="directory, glob pattern, image or video file, or a file listing image and video paths",
+    )
     p.add_argument("-o", "--output", help="report path (.parquet or .csv); default framediff-report.parquet")
     p.add_argument("--format", choices=("parquet", "csv"), help="report format (default: from the suffix)")
     p.add_argument("--partitioned", action="store_true", help="write a folder of part files (big runs)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report (or an interrupted run)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run: compute only missing partitions")
-    p.add_argument("--retries", type=int, default=default("retries"), help=f"further attempts after a transient read error (default {default('retries')})")
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=default("retries"),
+        help=f"further attempts after a transient read error (default {default('retries')})",
+    )
     p.add_argument("--file-timeout", type=float, help="seconds before a hung decode becomes an error row")
     gp = p.add_argument_group("GPU (with --device gpu)")
     gp.add_argument("--gpu-memory", type=_bytes, help="device memory budget, e.g. 40GB (default: 80%% of free)")
-    gp.add_argument("--gpu-decode", choices=GPU_DECODE, default=default("gpu_decode"), help=f"decode JPEG on the GPU (nvImageCodec; default {default('gpu_decode')})")
+    gp.add_argument(
+        "--gpu-decode",
+        choices=GPU_DECODE,
+        default=default("gpu_decode"),
+        help=f"decode JPEG on the GPU (nvImageCodec; default {default('gpu_decode')})",
+    )
     p.add_argument("--summary", help="JSON summary path (default: next to the report)")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report (see 'framediff report')")
     p.add_argument("--mode", default=default("mode").name, choices=tuple(MODES))
@@ -141,20 +165,47 @@ def _add_scan_arguments(p) -> None:
         help="keyframes: change kinds that keep a frame (default content,shift+content,cut,transition; "
         "add lighting to keep lighting changes)",
     )
-    p.add_argument("--event-min-length", type=int, default=default("event_min_length"), help=f"changed comparisons an event needs (default {default('event_min_length')})")
-    p.add_argument("--event-gap", type=int, default=default("event_gap"), help=f"unchanged comparisons allowed inside an event (default {default('event_gap')})")
+    p.add_argument(
+        "--event-min-length",
+        type=int,
+        default=default("event_min_length"),
+        help=f"changed comparisons an event needs (default {default('event_min_length')})",
+    )
+    p.add_argument(
+        "--event-gap",
+        type=int,
+        default=default("event_gap"),
+        help=f"unchanged comparisons allowed inside an event (default {default('event_gap')})",
+    )
     p.add_argument("--keep-list", help="keyframes, duplicates: write the kept images' paths to this file")
     p.add_argument("--keep-list0", action="store_true", help="write the keep list NUL-separated (for xargs -0)")
     p.add_argument("--copy-kept", help="keyframes, duplicates: copy the kept images into this folder")
     p.add_argument("--link-kept", help="keyframes, duplicates: symlink the kept images into this folder")
-    p.add_argument("--extract-kept", metavar="DIR", help="keyframes over videos: write the kept video frames as images into DIR")
-    p.add_argument("--extract-format", choices=EXTRACT_FORMATS, default=default("extract_format"), help=f"image format of --extract-kept (default {default('extract_format')})")
-    p.add_argument("--kept-timestamps", metavar="FILE", help="keyframes over videos: kept frames' times (CSV) and an ffmpeg select script (FILE.select), per video")
+    p.add_argument(
+        "--extract-kept", metavar="DIR", help="keyframes over videos: write the kept video frames as images into DIR"
+    )
+    p.add_argument(
+        "--extract-format",
+        choices=EXTRACT_FORMATS,
+        default=default("extract_format"),
+        help=f"image format of --extract-kept (default {default('extract_format')})",
+    )
+    p.add_argument(
+        "--kept-timestamps",
+        metavar="FILE",
+        help="keyframes over videos: kept frames' times (CSV) and an ffmpeg select script (FILE.select), per video",
+    )
     dup = p.add_argument_group("duplicates mode")
     dup.add_argument("--index", metavar="DIR", help="folder of the duplicate index (default: REPORT.dupindex)")
     dup.add_argument("--update", action="store_true", help="add new images to the saved index; compare only them")
-    dup.add_argument("--keep-rule", choices=("resolution", "file-size", "name"), help="suggested keeper of a group (default resolution)")
-    dup.add_argument("--radius", type=float, help="candidate radius: squared distance of block-mean vectors (default 0.3)")
+    dup.add_argument(
+        "--keep-rule",
+        choices=("resolution", "file-size", "name"),
+        help="suggested keeper of a group (default resolution)",
+    )
+    dup.add_argument(
+        "--radius", type=float, help="candidate radius: squared distance of block-mean vectors (default 0.3)"
+    )
     b = p.add_argument_group("background mode")
     b.add_argument("--masks", help="write foreground masks as PNG files into this folder")
     b.add_argument(
@@ -163,16 +214,29 @@ def _add_scan_arguments(p) -> None:
         help=f"background model: samples (colour, per-pixel adaptive), or running mean/variance ema or window "
         f"(default {preset_default('bg_method')})",
     )
-    b.add_argument("--learning-rate", type=float, help=f"ema weight of a new frame (default {preset_default('learning_rate')})")
+    b.add_argument(
+        "--learning-rate", type=float, help=f"ema weight of a new frame (default {preset_default('learning_rate')})"
+    )
     b.add_argument("--window", type=int, help=f"window mode: frames in the model (default {preset_default('window')})")
-    b.add_argument("--k", type=float, help=f"ema/window: foreground outside mean +- k sigma (default {preset_default('k')})")
+    b.add_argument(
+        "--k", type=float, help=f"ema/window: foreground outside mean +- k sigma (default {preset_default('k')})"
+    )
     b.add_argument("--warmup", type=int, help=f"frames that only teach the model (default {preset_default('warmup')})")
     p.add_argument("--recursive", action="store_true", help="descend into subdirectories")
     p.add_argument("--sort", default=default("sort"), choices=SORT_ORDERS)
     p.add_argument("--preset", choices=("fast", "classic"), help="option set (default: fast)")
-    p.add_argument("--scheduler", default=default("scheduler"), help=f"threads, processes, synchronous or tcp://host:port (default {default('scheduler')})")
+    p.add_argument(
+        "--scheduler",
+        default=default("scheduler"),
+        help=f"threads, processes, synchronous or tcp://host:port (default {default('scheduler')})",
+    )
     p.add_argument("--workers", type=int, help="local workers (default: CPU count)")
-    p.add_argument("--chunk-size", type=int, default=default("chunk_size"), help=f"frames per task (default {default('chunk_size')})")
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=default("chunk_size"),
+        help=f"frames per task (default {default('chunk_size')})",
+    )
     p.add_argument("--strict", action="store_true", help="stop with exit code 2 at the first unreadable input")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary lines")
     add_measurement_options(p)
@@ -205,7 +269,9 @@ def register(sub) -> None:
         "switch, a camera shake, duplicates, a corrupt file) into DIR, scan it, and print each known event "
         "as found or missed. Exit code 0 when every event was found.",
     )
-    d.add_argument("directory", nargs="?", default="framediff-demo", help="where to write it (default ./framediff-demo)")
+    d.add_argument(
+        "directory", nargs="?", default="framediff-demo", help="where to write it (default ./framediff-demo)"
+    )
     d.add_argument("--frames", type=int, default=120, help="number of frames (>= 40)")
     d.add_argument("--workers", type=int, help="local workers (default: CPU count)")
     d.set_defaults(run=_run_demo)

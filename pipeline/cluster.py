@@ -167,7 +167,9 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> argparse._Argument
         "batch jobs of workers, the scheduler runs in this process",
     )
     g.add_argument(
-        "--scheduler-file", metavar="PATH", help="join the scheduler that wrote this file (dask scheduler --scheduler-file)"
+        "--scheduler-file",
+        metavar="PATH",
+        help="join the scheduler that wrote this file (dask scheduler --scheduler-file)",
     )
     g.add_argument("--jobs", type=int, metavar="N", help="batch jobs to keep running (default 1)")
     g.add_argument("--cores", type=int, metavar="N", help="cores per job")

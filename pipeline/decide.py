@@ -52,6 +52,7 @@ import numpy as np
 import pyarrow as pa
 
 from framediff.kernels.decision_features import DECISION_FEATURES, decision_features, thumbnail
+from framediff.kernels.shape import reduce_to
 
 from .errors import ParameterError
 from .thresholds import changed_flags
@@ -153,7 +154,6 @@ OVERVIEW_SIDE = 160
 def overview(image, *, data_range: float, xp=None):
     """A frame as decisions see it: its long side reduced to :data:`OVERVIEW_SIDE`
     pixels by block means, as float64 in 0..1. Made once per frame, shared by its pairs."""
-    from framediff.kernels.shape import reduce_to
 
     xp = xp if xp is not None else np
     return reduce_to(xp.asarray(image), OVERVIEW_SIDE, min_side=16, xp=xp).astype(xp.float64) / float(data_range)
@@ -263,8 +263,16 @@ class DecisionStage:
     sides of a frame makes it corrupt.
     """
 
-    def __init__(self, *, sensitivity="normal", thresholds=None, sequence: bool = True, window: int = 64,
-                 max_transition: int = 48, registered: bool = False):
+    def __init__(
+        self,
+        *,
+        sensitivity="normal",
+        thresholds=None,
+        sequence: bool = True,
+        window: int = 64,
+        max_transition: int = 48,
+        registered: bool = False,
+    ):
         self.scale = sensitivity_scale(sensitivity)
         self.thresholds = dict(thresholds or {})
         self.sequence = bool(sequence)
@@ -420,7 +428,7 @@ class DecisionStage:
             kind = self._explicit(row, "none") if self.thresholds else "none"
             row["change_kind"], row["changed"] = kind, kind != "none"
             return row
-        f = {k[len(FEATURE_PREFIX):]: v for k, v in row.items() if k.startswith(FEATURE_PREFIX)}
+        f = {k[len(FEATURE_PREFIX) :]: v for k, v in row.items() if k.startswith(FEATURE_PREFIX)}
         kind = self.classify(f)
         row["_f"] = f
         row["change_kind"] = kind
@@ -545,7 +553,7 @@ class KeyframeChain:
             self.counts["byte_identical"] += 1
             return False, "none"
         features = pair_features(self._ref, frame, data_range=data_range, sensitivity=self.sensitivity)
-        kind = self.stage.classify({k[len(FEATURE_PREFIX):]: v for k, v in features.items()})
+        kind = self.stage.classify({k[len(FEATURE_PREFIX) :]: v for k, v in features.items()})
         self.counts[kind] = self.counts.get(kind, 0) + 1
         kept = kind in self.keep_on
         if kept:

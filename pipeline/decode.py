@@ -355,7 +355,22 @@ def _gif_header_cut(data: bytes) -> bool:
 
 #: Bytes per value of each TIFF field type.
 _TIFF_TYPE_SIZES = {
-    1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8
+    1: 1,
+    2: 1,
+    3: 2,
+    4: 4,
+    5: 8,
+    6: 1,
+    7: 1,
+    8: 2,
+    9: 4,
+    10: 8,
+    11: 4,
+    12: 8,
+    13: 4,
+    16: 8,
+    17: 8,
+    18: 8,
 }
 
 
@@ -538,9 +553,7 @@ def check_finite(image: np.ndarray) -> None:
         raise DecodeError("non-finite", f"{bad} of {image.size} pixels are NaN or infinite")
 
 
-def read_image(
-    path, *, gray: str | None = None, scale: float = 1.0, max_pixels: int = DEFAULT_MAX_PIXELS, out=None
-):
+def read_image(path, *, gray: str | None = None, scale: float = 1.0, max_pixels: int = DEFAULT_MAX_PIXELS, out=None):
     """Decode one image file.
 
     Parameters

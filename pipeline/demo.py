@@ -33,7 +33,10 @@ def check_against_truth(timelapse, rows, events) -> list[tuple[str, str, bool]]:
             continue
         window = (ev.first, ev.last + 1)
         found = any(a <= window[1] and b >= window[0] for a, b in spans)
-        kinds = sorted({by_b[i].get("change_kind") for i in range(window[0], window[1] + 1) if by_b.get(i, {}).get("changed")} - {None})
+        kinds = sorted(
+            {by_b[i].get("change_kind") for i in range(window[0], window[1] + 1) if by_b.get(i, {}).get("changed")}
+            - {None}
+        )
         label = f" [{', '.join(kinds)}]" if kinds else ""
         lines.append((ev.kind, f"frames {ev.first}..{ev.last}{label}", found))
     for i in timelapse.duplicates:
@@ -43,7 +46,9 @@ def check_against_truth(timelapse, rows, events) -> list[tuple[str, str, bool]]:
     expected = set(timelapse.changed_frames()) | set(timelapse.corrupt)
     expected |= {i + 1 for i in timelapse.corrupt}  # the frame after a bad one is compared across it
     false_alarms = [r["index_b"] for r in rows if r.get("changed") and r["index_b"] not in expected]
-    lines.append(("slow lighting drift", f"{len(false_alarms)} comparisons flagged outside the events", not false_alarms))
+    lines.append(
+        ("slow lighting drift", f"{len(false_alarms)} comparisons flagged outside the events", not false_alarms)
+    )
     return lines
 
 

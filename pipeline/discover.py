@@ -75,7 +75,6 @@ class Discovery:
             rel = Path(path).as_posix()
         return report_name(rel)
 
-
     def relative_path(self, path) -> str:
         """``path`` relative to :attr:`root` as the file system names it: the bytes of
         a non-UTF-8 name kept (surrogate escapes), for copying or linking the file
@@ -131,6 +130,8 @@ def _list_dir(dirpath: str):
                 is_dir = False
             (dirs if is_dir else files).append(entry.name)
     return dirs, files
+
+
 def is_input_name(name: str) -> bool:
     """True when ``name`` has an image or a video extension: a scan input."""
     return is_image_name(name) or is_video_name(name)
@@ -271,7 +272,9 @@ def read_text_file(path, what: str, *, binary: str = "") -> str:
 
 def _binary_message(path, what: str, binary: str) -> str:
     also = f"{binary} framediff can read, nor " if binary else ""
-    return f"{path}: a binary file, neither {also}a text {what}" if binary else f"{path}: a binary file, not a text {what}"
+    return (
+        f"{path}: a binary file, neither {also}a text {what}" if binary else f"{path}: a binary file, not a text {what}"
+    )
 
 
 def _is_image_file(path: Path) -> bool:

@@ -73,8 +73,8 @@ class DuplicateIndex:
 
     Parameters
     ----------
-    params : SignatureParams
-        What the signatures mean; an index only accepts signatures made with the same.
+    params : SignatureParams or None
+        What the signatures mean; an index only accepts signatures made with the same. Default: ``SignatureParams()``.
     nprobe : int
         Inverted lists searched per query once the index is an inverted file.
     ivf_from : int
@@ -86,13 +86,13 @@ class DuplicateIndex:
         Row ``k`` is image ``k`` (in the order added).
     """
 
-    def __init__(self, params: SignatureParams = SignatureParams(), *, nprobe: int = DEFAULT_NPROBE,
+    def __init__(self, params: SignatureParams | None = None, *, nprobe: int = DEFAULT_NPROBE,
                  ivf_from: int = IVF_FROM):  # fmt: skip
-        self.params = params
+        self.params = SignatureParams() if params is None else params
         self.nprobe = int(nprobe)
         self.ivf_from = int(ivf_from)
-        self.signatures = Signatures.empty(params)
-        self._index = _faiss().IndexIDMap2(_faiss().IndexFlatL2(params.dim))
+        self.signatures = Signatures.empty(self.params)
+        self._index = _faiss().IndexIDMap2(_faiss().IndexFlatL2(self.params.dim))
         self._by_content = {}  # digest -> first row with it
         self._parts = []  # row counts of the Parquet parts already saved
         self._generation = 0

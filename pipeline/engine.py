@@ -76,7 +76,7 @@ class FrameStack:
     def shape(self) -> tuple[int, int]:
         return tuple(int(s) for s in self.pixels.shape[1:])
 
-    def take(self, position: int) -> "FrameStack":
+    def take(self, position: int) -> FrameStack:
         """A copy holding just one frame (so it does not keep the whole stack alive)."""
         pick = slice(position, position + 1)
         return FrameStack(

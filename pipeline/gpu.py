@@ -69,7 +69,7 @@ def to_device(host: np.ndarray):
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def device_budget(limit_bytes: int | None) -> int:
     """Apply a memory budget to CuPy's pool once per process; returns the budget in bytes.
 

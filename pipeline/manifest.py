@@ -83,7 +83,9 @@ class RunFolder:
             recorded = self._read()
             if resume:
                 if recorded is None:
-                    raise FramediffError(f"{self.path}: no readable manifest to resume from (start again with overwrite=True)")
+                    raise FramediffError(
+                        f"{self.path}: no readable manifest to resume from (start again with overwrite=True)"
+                    )
                 differs = sorted(k for k in self.identity if recorded.get("identity", {}).get(k) != self.identity[k])
                 if differs:
                     raise FramediffError(

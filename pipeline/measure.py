@@ -36,7 +36,11 @@ def is_damaged(error_kind: str | None) -> bool:
 
 
 def _shape_action(frames: Frames, a: int, b: int) -> str:
-    parts = [f"{frames.actions[i].replace('resize', 'resize ' + name, 1)}" for name, i in (("a", a), ("b", b)) if i in frames.actions]
+    parts = [
+        f"{frames.actions[i].replace('resize', 'resize ' + name, 1)}"
+        for name, i in (("a", a), ("b", b))
+        if i in frames.actions
+    ]
     return "; ".join(parts) or "none"
 
 
@@ -151,8 +155,14 @@ def _measure_single(frames, pair, a, b, spec, rows, notes, thresholds) -> dict:
         error_row(rows, spec, pair, a, b, "not-comparable", str(exc), notes.get(pair))
         return {}
     if "shape_action" in values and frames.actions.keys() & {a, b}:
-        values["shape_action"] = "; ".join(p for p in (_shape_action(frames, a, b), values["shape_action"]) if p != "none") or "none"
-    changed = bool(changed_flags({k: [v] for k, v in values.items() if k in thresholds}, thresholds)[0]) if thresholds else False
+        values["shape_action"] = (
+            "; ".join(p for p in (_shape_action(frames, a, b), values["shape_action"]) if p != "none") or "none"
+        )
+    changed = (
+        bool(changed_flags({k: [v] for k, v in values.items() if k in thresholds}, thresholds)[0])
+        if thresholds
+        else False
+    )
     shape = values.pop("shape")
     features = None
     if spec.decides:

@@ -133,7 +133,7 @@ class Options:
         matching, colour): frames are then measured pair by pair, not in batches."""
         return self.align or self.normalize in PAIR_NORMALIZATIONS or self.color
 
-    def replace(self, **overrides) -> "Options":
+    def replace(self, **overrides) -> Options:
         """A validated copy with ``overrides`` applied (``None`` keeps a value)."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "preset"}
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -187,8 +187,10 @@ def make_options(preset: str = "fast", **overrides) -> Options:
     if "device" not in values:  # not given: FRAMEDIFF_DEVICE, then 'auto' (as resolve_device(None))
         values["device"] = (os.environ.get(DEVICE_ENV) or "auto").lower()
     metrics = values.get("metrics")
-    if metrics is not None and not isinstance(metrics, str) and not (
-        isinstance(metrics, (list, tuple)) and all(isinstance(m, str) for m in metrics)
+    if (
+        metrics is not None
+        and not isinstance(metrics, str)
+        and not (isinstance(metrics, (list, tuple)) and all(isinstance(m, str) for m in metrics))
     ):
         raise OptionsError("metrics", f"must be names such as 'l1,kl' or a list of them, got {metrics!r}")
     try:
@@ -215,7 +217,9 @@ def _check_types(opts: Options) -> None:
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
             raise OptionsError(name, f"must be a finite number, got {value!r}")
     if opts.data_range is not None and (
-        isinstance(opts.data_range, bool) or not isinstance(opts.data_range, numbers.Real) or not math.isfinite(opts.data_range)
+        isinstance(opts.data_range, bool)
+        or not isinstance(opts.data_range, numbers.Real)
+        or not math.isfinite(opts.data_range)
     ):
         raise OptionsError("data_range", f"must be a finite number, got {opts.data_range!r}")
     for name in _INTEGERS:
@@ -229,7 +233,11 @@ def _check_types(opts: Options) -> None:
         if not isinstance(getattr(opts, name), str):
             raise OptionsError(name, f"must be a string, got {getattr(opts, name)!r}")
     p = opts.percentiles
-    if not (isinstance(p, (tuple, list)) and len(p) == 2 and all(isinstance(v, numbers.Real) and math.isfinite(v) for v in p)):
+    if not (
+        isinstance(p, (tuple, list))
+        and len(p) == 2
+        and all(isinstance(v, numbers.Real) and math.isfinite(v) for v in p)
+    ):
         raise OptionsError("percentiles", f"must be two numbers (low, high), got {p!r}")
 
 

@@ -18,7 +18,14 @@ from .remote import filesystem, upload
 from .report import csv_safe, format_for, sidecar_path
 from .video_kept import event_table_with_times
 
-__all__ = ["Staging", "check_kept_destination", "check_outputs", "materialise_kept", "write_keep_list", "write_sidecars"]
+__all__ = [
+    "Staging",
+    "check_kept_destination",
+    "check_outputs",
+    "materialise_kept",
+    "write_keep_list",
+    "write_sidecars",
+]
 
 
 class Staging:
@@ -142,7 +149,9 @@ def check_kept_destination(target, paths, *, link: bool) -> None:
         real = os.path.realpath(path)
         if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
             flag = "link_kept" if link else "copy_kept"
-            raise FramediffError(f"{flag}={os.fspath(target)!r}: that folder holds the input {path}; choose another folder")
+            raise FramediffError(
+                f"{flag}={os.fspath(target)!r}: that folder holds the input {path}; choose another folder"
+            )
 
 
 def materialise_kept(kept, target: Path, *, link: bool) -> None:
@@ -175,7 +184,9 @@ def materialise_kept(kept, target: Path, *, link: bool) -> None:
         if dst.is_symlink() or dst.exists():
             if _same_kept(dst, src, link=link):
                 continue
-            raise FramediffError(f"{dst}: already exists and is not the kept frame {name}; framediff does not replace it")
+            raise FramediffError(
+                f"{dst}: already exists and is not the kept frame {name}; framediff does not replace it"
+            )
         dst.parent.mkdir(parents=True, exist_ok=True)
         if link:
             os.symlink(src, dst)

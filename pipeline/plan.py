@@ -73,7 +73,9 @@ def read_pair_list(path, names) -> list:
                 a, b = row[0].strip(), row[1].strip()
                 if lineno == 1 and (a, b) in (("a", "b"), ("path_a", "path_b"), ("index_a", "index_b")):
                     continue
-                out.append((_resolve(a, lookup, len(names), path, lineno), _resolve(b, lookup, len(names), path, lineno)))
+                out.append(
+                    (_resolve(a, lookup, len(names), path, lineno), _resolve(b, lookup, len(names), path, lineno))
+                )
     except OSError as exc:
         raise FramediffError(f"{path}: cannot read the pair list ({exc.strerror})") from None
     return out

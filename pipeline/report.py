@@ -292,7 +292,11 @@ class EventGrouper:
     def feed(self, table: pa.Table) -> None:
         """Consume one chunk's rows, in report order."""
         cols = table.select(
-            [c for c in ("pair", "index_a", "index_b", "path_a", "path_b", "changed", "status", self.metric) if c and c in table.column_names]
+            [
+                c
+                for c in ("pair", "index_a", "index_b", "path_a", "path_b", "changed", "status", self.metric)
+                if c and c in table.column_names
+            ]
         ).to_pylist()
         for row in cols:
             if row.get("status") == "ok" and row.get("changed"):
@@ -310,7 +314,8 @@ class EventGrouper:
                 ev["last_index"], ev["last_path"] = row["index_b"], row["path_b"]
                 ev["n_changed"] += 1
                 if value is not None and (
-                    ev["peak_value"] is None or (value < ev["peak_value"] if self.similarity else value > ev["peak_value"])
+                    ev["peak_value"] is None
+                    or (value < ev["peak_value"] if self.similarity else value > ev["peak_value"])
                 ):
                     ev["peak_value"], ev["peak_index"] = value, row["index_b"]
                 self._gap = 0

@@ -25,7 +25,15 @@ from .options import Options, make_options
 from .report import FORMATS
 from .thresholds import Thresholds
 
-__all__ = ["CLUSTER_FIELDS", "EXTRACT_FORMATS", "GPU_DECODE", "OPTION_FIELDS", "REQUEST_FIELDS", "ScanRequest", "default"]
+__all__ = [
+    "CLUSTER_FIELDS",
+    "EXTRACT_FORMATS",
+    "GPU_DECODE",
+    "OPTION_FIELDS",
+    "REQUEST_FIELDS",
+    "ScanRequest",
+    "default",
+]
 
 GPU_DECODE = ("auto", "on", "off")
 EXTRACT_FORMATS = ("jpg", "png")
@@ -187,7 +195,9 @@ class ScanRequest:
             raise TypeError(f"scan() got an unexpected keyword argument {unknown[0]!r}")
         overrides = {k: params.pop(k) for k in list(params) if k in OPTION_FIELDS and k not in REQUEST_FIELDS}
         options = _options(options, preset, metrics, overrides)
-        cluster = cluster_settings({k: params.pop(k) for k in list(params) if k in CLUSTER_FIELDS and k not in REQUEST_FIELDS})
+        cluster = cluster_settings(
+            {k: params.pop(k) for k in list(params) if k in CLUSTER_FIELDS and k not in REQUEST_FIELDS}
+        )
         if params.get("workers") is not None and cluster.cluster == "local":
             cluster = dataclasses.replace(cluster, workers=params["workers"])
         scheduler = params.get("scheduler", default("scheduler"))
@@ -212,7 +222,9 @@ class ScanRequest:
         if self.gpu_memory is not None:
             _integer("gpu_memory", self.gpu_memory, minimum=1)
         if self.file_timeout is not None:
-            if not isinstance(self.file_timeout, numbers.Real) or not (math.isfinite(self.file_timeout) and self.file_timeout > 0):
+            if not isinstance(self.file_timeout, numbers.Real) or not (
+                math.isfinite(self.file_timeout) and self.file_timeout > 0
+            ):
                 raise ParameterError("file_timeout", f"must be a positive number of seconds, got {self.file_timeout!r}")
         sensitivity_scale(self.sensitivity)
         parse_keep_on(self.keep_on)
@@ -223,7 +235,9 @@ class ScanRequest:
             _choice("format", self.format, FORMATS)
         self._check_output_format()
         if self.mode.needs_threshold and not self.thresholds:
-            raise ParameterError("thresholds", f": {self.mode.name} mode needs a threshold to decide which frames to keep")
+            raise ParameterError(
+                "thresholds", f": {self.mode.name} mode needs a threshold to decide which frames to keep"
+            )
         self._check_mode_options()
         self.mode.check_options(self.options)
         self.mode.check_request(self)
@@ -239,7 +253,8 @@ class ScanRequest:
                 raise ParameterError("format", f"='{self.format}' contradicts the output's .{suffix} extension")
         elif not (self.partitioned and suffix == ""):
             raise ParameterError(
-                "output", f"={os.fspath(self.output)!r}: end the name in .parquet or .csv (a folder needs partitioned=True)"
+                "output",
+                f"={os.fspath(self.output)!r}: end the name in .parquet or .csv (a folder needs partitioned=True)",
             )
 
     def _check_mode_options(self) -> None:
@@ -300,7 +315,9 @@ def _choice(name: str, value, allowed) -> None:
 
 #: Parameter names of each kind, as :meth:`ScanRequest.build` sorts them.
 OPTION_FIELDS = tuple(f.name for f in dataclasses.fields(Options) if f.name != "preset")
-REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(ScanRequest) if f.name not in ("source", "options", "cluster"))
+REQUEST_FIELDS = tuple(
+    f.name for f in dataclasses.fields(ScanRequest) if f.name not in ("source", "options", "cluster")
+)
 CLUSTER_FIELDS = tuple(f.name for f in dataclasses.fields(ClusterSettings))
 
 

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from .version import __version__
 from framediff import kernels as K
 
 from .cluster import open_cluster
@@ -43,6 +42,7 @@ from .request import ScanRequest
 from .schedule import check_scheduler, execute
 from .sink import ReportSink
 from .spec import ScanSpec
+from .version import __version__
 from .video_decode import output_shape
 from .video_inputs import Expanded, VideoFrameRef, expand_inputs
 from .video_kept import add_event_times, write_video_kept
@@ -170,7 +170,9 @@ def before_plan_stage(planned: _Planned, client) -> _Planned:
 
     def run(chunks, task_spec, on_table):
         scheduler = request.scheduler if client is None else client
-        execute(chunks, task_spec, scheduler=scheduler, workers=request.workers, device=planned.device, on_table=on_table)
+        execute(
+            chunks, task_spec, scheduler=scheduler, workers=request.workers, device=planned.device, on_table=on_table
+        )
 
     inputs = spec.mode.before_plan(planned.inputs, spec, request, run)
     if inputs is planned.inputs:

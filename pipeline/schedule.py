@@ -48,7 +48,9 @@ def check_scheduler(scheduler) -> None:
         check_address(scheduler, "scheduler")
 
 
-def execute(chunks, spec, *, scheduler="threads", workers=None, device="cpu", on_table, shared_frame=None, initial_state=None):
+def execute(
+    chunks, spec, *, scheduler="threads", workers=None, device="cpu", on_table, shared_frame=None, initial_state=None
+):
     """Run every chunk and pass ``(chunk, table, state)`` to ``on_table`` in chunk order.
 
     Parameters
@@ -74,7 +76,7 @@ def execute(chunks, spec, *, scheduler="threads", workers=None, device="cpu", on
     mode = spec.mode
     distributed = is_distributed(scheduler)
     window = max(2, mode.tasks_per_worker * workers)
-    with (_DistributedRunner.open(scheduler) if distributed else _LocalRunner.open(scheduler, workers)) as runner:
+    with _DistributedRunner.open(scheduler) if distributed else _LocalRunner.open(scheduler, workers) as runner:
         shared = None
         if shared_frame is not None:
             shared = runner.shared(mode.prepare_shared, *shared_frame, spec, device)

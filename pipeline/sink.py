@@ -14,11 +14,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .chunk_task import GPU_FALLBACK_NOTE
+from .decide import DecisionStage
 from .errors import FramediffError
 from .manifest import RunFolder
-from .modes.keyframes import BYTE_IDENTICAL_NOTE
 from .metrics import HIGHER_IS_SIMILAR
-from .decide import DecisionStage
+from .modes.keyframes import BYTE_IDENTICAL_NOTE
 from .report import EventGrouper, ReportWriter, format_for
 from .rows import report_schema
 
@@ -58,7 +58,10 @@ class ReportSink:
         self.tables: list[pa.Table] = []
         primary = spec.thresholds.primary or _peak_metric(spec)
         self.grouper = EventGrouper(
-            primary, min_length=request.event_min_length, max_gap=request.event_gap, similarity=primary in HIGHER_IS_SIMILAR
+            primary,
+            min_length=request.event_min_length,
+            max_gap=request.event_gap,
+            similarity=primary in HIGHER_IS_SIMILAR,
         )
         self.decisions = decision_stage(spec)
         self._held = None  # the last decided table, written when the next one comes
@@ -162,7 +165,9 @@ class ReportSink:
         counts["byte_identical"] += notes.count(BYTE_IDENTICAL_NOTE)
         self.errors_by_kind.update(k for k in table.column("error_kind").to_pylist() if k is not None)
         if "kept" in table.column_names:
-            self.kept.extend(i for i, k in zip(table.column("index_b").to_pylist(), table.column("kept").to_pylist()) if k)
+            self.kept.extend(
+                i for i, k in zip(table.column("index_b").to_pylist(), table.column("kept").to_pylist()) if k
+            )
 
     def _progress(self, rows: int) -> None:
         if self.request.progress is not None:

@@ -341,9 +341,7 @@ def _check_noise_sigma(sigma: float) -> None:
         raise ValueError(f"noise_sigma must be >= 0, got {sigma}")
 
 
-def _make_plan(
-    n_frames: int, size: tuple[int, int], seed: int, events: bool, drift: float
-) -> _Plan:
+def _make_plan(n_frames: int, size: tuple[int, int], seed: int, events: bool, drift: float) -> _Plan:
     """Decide every frame's content and the ground truth, before any pixel is made."""
     if not 0 <= drift < 1:
         raise ValueError(f"drift must be in [0, 1), got {drift}")
@@ -442,8 +440,9 @@ def _photo(photo: str) -> np.ndarray:
     framediff so the demo runs without scikit-image; the others come from skimage.data.
     """
     if photo == "astronaut":
-        import simplejpeg
         from importlib.resources import files
+
+        import simplejpeg
 
         return simplejpeg.decode_jpeg((files("framediff") / "data" / "astronaut.jpg").read_bytes())
     try:
@@ -539,9 +538,7 @@ def _encode(image: np.ndarray, fmt: str, quality: int) -> bytes:
     if fmt == "jpg":
         import simplejpeg
 
-        return simplejpeg.encode_jpeg(
-            image, quality=quality, colorspace="RGB", colorsubsampling="420"
-        )
+        return simplejpeg.encode_jpeg(image, quality=quality, colorspace="RGB", colorsubsampling="420")
     import imageio.v3 as iio
 
     return iio.imwrite("<bytes>", image, extension=".png")

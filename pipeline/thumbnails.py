@@ -221,4 +221,3 @@ def _data_range(dtype) -> float:
 
 def _host(array):
     return to_numpy(array)
-

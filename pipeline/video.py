@@ -409,9 +409,7 @@ def _index(path) -> VideoIndex:
     index.pts = np.asarray(pts, np.int64)[order]
     index.decode_pos = order.astype(np.int64)
     index.keyframes = np.flatnonzero(np.asarray(keys)[order]).astype(np.int64)
-    last_duration = durations[order[-1]] or (
-        int(np.median(np.diff(index.pts))) if len(index.pts) > 1 else 0
-    )
+    last_duration = durations[order[-1]] or (int(np.median(np.diff(index.pts))) if len(index.pts) > 1 else 0)
     index.duration = float((index.pts[-1] - index.pts[0] + last_duration) * tb)
     index.fps = len(index.pts) / index.duration if index.duration > 0 else 0.0
     if read_error is not None:

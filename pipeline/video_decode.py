@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from framediff.kernels.lut import apply_lut
+
 from .decode import DecodeError
 from .video import Segment, VideoIndex, _open, _video_stream, frame_name
 
@@ -309,8 +311,6 @@ class _Converter:
             out = np.empty(shape, np.uint8)
         same_size = frame.width == width and frame.height == height
         if same_size and self.fmt == "gray" and frame.format.name in _LUMA_FIRST:
-            from framediff.kernels.lut import apply_lut
-
             return apply_lut(_plane_rows(frame, height, width), self._luma_lut(frame), out=out)
         if not same_size:
             frame = self.reformatter.reformat(frame, width, height, self.fmt, interpolation="AREA", threads=1)

@@ -105,7 +105,9 @@ class VideoReader:
 
     def _last_wanted(self, ref) -> int:
         if ref.path not in self._last:
-            frames = [p.frame for p in self.wanted.values() if getattr(p, "path", None) == ref.path and p.frame is not None]
+            frames = [
+                p.frame for p in self.wanted.values() if getattr(p, "path", None) == ref.path and p.frame is not None
+            ]
             self._last[ref.path] = max(frames) + 1 if frames else ref.index.n_frames
         return min(self._last[ref.path], ref.index.n_frames)
 

@@ -28,7 +28,9 @@ def kept_by_video(expanded: Expanded, kept) -> list:
     return out
 
 
-def write_video_kept(expanded: Expanded, kept, *, extract=None, timestamps=None, fmt="jpg", read_timeout=None, overwrite=False) -> dict:
+def write_video_kept(
+    expanded: Expanded, kept, *, extract=None, timestamps=None, fmt="jpg", read_timeout=None, overwrite=False
+) -> dict:
     """Write the kept video frames as images and/or their times, per video.
 
     Parameters
@@ -60,7 +62,9 @@ def write_video_kept(expanded: Expanded, kept, *, extract=None, timestamps=None,
     for name, path, index, frames in per_video:
         if extract is not None:
             folder = Path(extract) / Path(name).parent
-            result = extract_frames(path, frames, folder, index=index, fmt=fmt, overwrite=overwrite, read_timeout=read_timeout)
+            result = extract_frames(
+                path, frames, folder, index=index, fmt=fmt, overwrite=overwrite, read_timeout=read_timeout
+            )
             summary["extracted"] += len(result.written)
             summary["not_extracted"].update({frame_name(name, f): reason for f, reason in result.failed.items()})
     if timestamps is not None:

@@ -32,11 +32,20 @@ from pathlib import Path
 
 import numpy as np
 
+from .decode import DecodeError
 from .errors import FramediffError
 from .video import Segment, VideoIndex, index_video
 from .video_decode import iter_segment
 
-__all__ = ["Extracted", "extract_frames", "kept_ranges", "kept_timestamps", "read_video_frame", "select_expression", "split_frame_name"]
+__all__ = [
+    "Extracted",
+    "extract_frames",
+    "kept_ranges",
+    "kept_timestamps",
+    "read_video_frame",
+    "select_expression",
+    "split_frame_name",
+]
 
 _IMAGE_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG"}
 
@@ -231,14 +240,13 @@ def read_video_frame(path, frame: int, *, scale: float = 1.0, read_timeout: floa
     DecodeError
         The video cannot be read, has no such frame, or the frame is damaged.
     """
-    from .decode import DecodeError
 
     index = index_video(path, timeout=read_timeout)
     if index.error:
         raise index.error
     if not 0 <= frame < index.n_frames:
         raise DecodeError("missing", f"no frame {frame} (the video has {index.n_frames})")
-    (segment, _members), = _segments_for(index, [frame])
+    ((segment, _members),) = _segments_for(index, [frame])
     for decoded in iter_segment(path, index, segment, colour="rgb", scale=scale, read_timeout=read_timeout):
         if decoded.index == frame:
             if decoded.error:

@@ -273,7 +273,10 @@ def worker_accuracy(directory: str) -> dict:
     codes = index.signatures.codes
     ham = hamming(codes[:, None], codes[None])
     methods["framediff DCT hash (Hamming<=10)"] = {(a, b) for a in range(n) for b in range(a + 1, n) if ham[a, b] <= 10}
-    for name, fn in (("imagehash pHash (Hamming<=10)", imagehash.phash), ("imagehash dHash (Hamming<=10)", imagehash.dhash)):
+    for name, fn in (
+        ("imagehash pHash (Hamming<=10)", imagehash.phash),
+        ("imagehash dHash (Hamming<=10)", imagehash.dhash),
+    ):
         hashes = []
         for p in paths:
             with Image.open(p) as im:
@@ -400,21 +403,25 @@ def main(argv=None) -> int:
             t_exp = _exponent(ns, [r["build_s"] + r["search_s"] for r in rows])
             m_exp = _exponent(ns, [r["peak_rss_mib"] for r in rows])
             c_exp = _exponent(ns, [r["cpu_s"] for r in rows])
-            print(f"fitted exponent: time n^{t_exp:.2f}, CPU time n^{c_exp:.2f}, peak RSS n^{m_exp:.2f} "
-                  f"(over {ns[0]}..{ns[-1]})")
+            print(
+                f"fitted exponent: time n^{t_exp:.2f}, CPU time n^{c_exp:.2f}, peak RSS n^{m_exp:.2f} "
+                f"(over {ns[0]}..{ns[-1]})"
+            )
         big = rows[-1]
         total = big["build_s"] + big["search_s"]
         print(f"target at n={big['n']}: < 600 s and < 4096 MiB -> {total:.0f} s ({big['cpu_s']:.0f} CPU s), "
               f"{big['peak_rss_mib']:.0f} MiB: "
               f"{'met' if total < 600 and big['peak_rss_mib'] < 4096 else 'NOT met'}")  # fmt: skip
         if "update_s" in big:
-            print(f"update: {args.update} new against {big['n']}: {big['update_s']:.1f} s in memory "
-                  f"({big['update_cpu_s']:.1f} CPU s) "
-                  f"({big['update_pairs']} pairs; planted new-near-old recall {big['update_recall_old']:.4f}); "
-                  f"save {big.get('save_update_s', float('nan')):.1f} s (first full save "
-                  f"{big.get('save_full_s', float('nan')):.1f} s), load {big.get('load_s', float('nan')):.1f} s; "
-                  f"target < 60 s: {'met' if big['update_s'] + big.get('save_update_s', 0) < 60 else 'NOT met'}; "
-                  f"peak RSS of the whole process with the update and checks {big['peak_rss_all_mib']:.0f} MiB")
+            print(
+                f"update: {args.update} new against {big['n']}: {big['update_s']:.1f} s in memory "
+                f"({big['update_cpu_s']:.1f} CPU s) "
+                f"({big['update_pairs']} pairs; planted new-near-old recall {big['update_recall_old']:.4f}); "
+                f"save {big.get('save_update_s', float('nan')):.1f} s (first full save "
+                f"{big.get('save_full_s', float('nan')):.1f} s), load {big.get('load_s', float('nan')):.1f} s; "
+                f"target < 60 s: {'met' if big['update_s'] + big.get('save_update_s', 0) < 60 else 'NOT met'}; "
+                f"peak RSS of the whole process with the update and checks {big['peak_rss_all_mib']:.0f} MiB"
+            )
 
     if "accuracy" not in skip:
         r = _child("accuracy", [work / "planted"])
@@ -440,7 +447,10 @@ def main(argv=None) -> int:
             if "pairs_s" in r:
                 last, pairs_s, mark = r, r["pairs_s"], ""
             else:  # n^2 from the largest brute-force run
-                pairs_s, mark = (last["pairs_s"] * every / (last["n"] * (last["n"] - 1) / 2) if last else float("nan")), "~"
+                pairs_s, mark = (
+                    (last["pairs_s"] * every / (last["n"] * (last["n"] - 1) / 2) if last else float("nan")),
+                    "~",
+                )
             print(f"{r['n']:>7} {r['measured']:>9} {every:>10} {r['dup_s']:>7.1f} {mark + format(pairs_s, '.1f'):>8} "
                   f"{pairs_s / r['dup_s']:>9.1f} {r['found']:>10} {r.get('truth', '-'):>6} "
                   f"{format(r['recall'], '.4f') if 'recall' in r else '-':>7} {r.get('false', '-'):>6}")  # fmt: skip

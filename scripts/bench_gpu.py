@@ -83,9 +83,7 @@ def scan_rate(frames_dir, device, workers, gpu_decode="off", chunk=64):
     warm = sorted(Path(frames_dir).glob("*.jpg"))[:70]
     run_scan([str(p) for p in warm], options=opts, workers=workers, gpu_decode=gpu_decode)
     t = time.perf_counter()
-    result = run_scan(
-        frames_dir, options=opts, workers=workers, chunk_size=chunk, gpu_decode=gpu_decode, collect=True
-    )
+    result = run_scan(frames_dir, options=opts, workers=workers, chunk_size=chunk, gpu_decode=gpu_decode, collect=True)
     seconds = time.perf_counter() - t
     return result.summary["inputs"] / seconds, result.table()
 
@@ -105,7 +103,9 @@ def agreement(cpu_table, gpu_table) -> None:
         finite = np.isfinite(a) & np.isfinite(b)
         rel = np.abs(a[finite] - b[finite]) / np.maximum(np.abs(a[finite]), 1e-300)
         worst = max(worst, float(rel.max(initial=0.0)))
-    print(f"GPU vs CPU (CPU decode both): integer norms equal: {same_ints}; max relative difference {worst:.2e} (target 1e-6)")
+    print(
+        f"GPU vs CPU (CPU decode both): integer norms equal: {same_ints}; max relative difference {worst:.2e} (target 1e-6)"
+    )
 
 
 def main(argv=None) -> int:

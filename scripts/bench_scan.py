@@ -138,9 +138,9 @@ def worker_pyscenedetect(frames_dir: str) -> dict:
 def _child(kind: str, args: list) -> dict:
     """Run one measurement in a fresh interpreter; return its figures and peak RSS."""
     code = (
-        "import json, sys; sys.path.insert(0, %r); import bench_scan as b; "
-        "r = getattr(b, 'worker_' + %r)(*%r); r['rss_mib'] = b._rss_mib(); print(json.dumps(r))"
-    ) % (str(Path(__file__).parent), kind, args)
+        f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_scan as b; "
+        f"r = getattr(b, 'worker_' + {kind!r})(*{args!r}); r['rss_mib'] = b._rss_mib(); print(json.dumps(r))"
+    )
     env = dict(os.environ)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if out.returncode != 0:

@@ -177,8 +177,11 @@ def psd(path, kind: str):
 def ffmpeg_cuts(path, fps: float, filt: str):
     """Cut frames from ffmpeg's scene scores (scdet or select) on the same file."""
     vf = "scdet=threshold=10" if filt == "scdet" else "select='gt(scene,0.3)',metadata=print"
-    run = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-i", str(path), "-an", "-vf", vf, "-f", "null", "-"],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostdin", "-i", str(path), "-an", "-vf", vf, "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+    )
     key = r"lavfi\.scd\.time: ([0-9.]+)" if filt == "scdet" else r"pts_time:([0-9.]+)"
     return sorted({round(float(t) * fps) for t in re.findall(key, run.stderr)})
 
@@ -264,12 +267,19 @@ def rss_run(lengths, out: Path) -> None:
         path = out / f"rss_{seconds:g}s.mp4"
         truth = make_clip(path, n_frames=int(seconds * FPS), size=(720, 1280), fps=FPS, gop=GOP, bframes=2)
         started = time.perf_counter()
-        run = subprocess.run([sys.executable, "-c", _RSS_CHILD, str(path), str(out / "rss.parquet")],
-                             capture_output=True, text=True, check=True)
+        run = subprocess.run(
+            [sys.executable, "-c", _RSS_CHILD, str(path), str(out / "rss.parquet")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         wall = time.perf_counter() - started
         peak_mib = int(run.stdout.strip().splitlines()[-1]) / 1024
-        print(f"{seconds:6g} s of 1280x720 ({truth.n_frames} frames): peak RSS {peak_mib:7.1f} MiB, "
-              f"{truth.n_frames / wall:6.1f} frames/s including start-up", flush=True)
+        print(
+            f"{seconds:6g} s of 1280x720 ({truth.n_frames} frames): peak RSS {peak_mib:7.1f} MiB, "
+            f"{truth.n_frames / wall:6.1f} frames/s including start-up",
+            flush=True,
+        )
 
 
 def main(argv=None) -> int:
@@ -277,7 +287,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=12.0, help="clip length (default 12 s at 25 fps)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1080, 720], help="clip heights (16:9)")
     parser.add_argument("--out", type=Path, default=None, help="keep the clips here (default: a temporary folder)")
-    parser.add_argument("--rss", type=float, nargs="+", metavar="SECONDS", help="measure peak RSS on clips of these lengths instead")
+    parser.add_argument(
+        "--rss", type=float, nargs="+", metavar="SECONDS", help="measure peak RSS on clips of these lengths instead"
+    )
     args = parser.parse_args(argv)
     if args.rss:
         with tempfile.TemporaryDirectory() as tmp:
@@ -297,8 +309,11 @@ def main(argv=None) -> int:
         for height in args.sizes:
             width = (height * 16 // 9) // 2 * 2
             path = out / f"clip_{height}p.mp4"
-            seconds, truth = _timed(lambda: make_clip(path, n_frames=n_frames, size=(height, width), fps=FPS,
-                                                      gop=GOP, bframes=2, preset="ultrafast"))
+            seconds, truth = _timed(
+                lambda: make_clip(
+                    path, n_frames=n_frames, size=(height, width), fps=FPS, gop=GOP, bframes=2, preset="ultrafast"
+                )
+            )
             print(f"wrote {path.name}: {n_frames} frames in {seconds:.1f} s; cuts at {truth.cuts}", flush=True)
             bench_clip(truth, rows)
     return 0

@@ -49,7 +49,9 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 def frames_of(folder: Path) -> list[Path]:
     from framediff.discover import natural_key
 
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: natural_key(p.name))
+    return sorted(
+        (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: natural_key(p.name)
+    )
 
 
 def gray(path: Path) -> np.ndarray | None:
@@ -244,11 +246,15 @@ def eval_neardup(root: Path, which: tuple) -> None:
                 t[3] += contradictions(rows)
     for (label, kind), (n, changed, errors, bad) in sorted(totals.items()):
         if kind == "same":
-            print(f"  {label:6s} same picture: {n - changed}/{n} unchanged ({(n - changed) / max(n, 1):.1%}),"
-                  f" {errors} error rows, contradictions {bad}")
+            print(
+                f"  {label:6s} same picture: {n - changed}/{n} unchanged ({(n - changed) / max(n, 1):.1%}),"
+                f" {errors} error rows, contradictions {bad}"
+            )
         else:
-            print(f"  {label:6s} different pictures: {changed}/{n} changed ({changed / max(n, 1):.1%}),"
-                  f" contradictions {bad}")
+            print(
+                f"  {label:6s} different pictures: {changed}/{n} changed ({changed / max(n, 1):.1%}),"
+                f" contradictions {bad}"
+            )
 
 
 def eval_webcams(root: Path, which: tuple) -> None:
@@ -268,12 +274,19 @@ def eval_webcams(root: Path, which: tuple) -> None:
             decided, _ = with_stage(cons, folder)
             kinds = decided["change_kind"].value_counts().to_dict()
             names = [p.name for p, k in zip(frames_of(folder), kept) if k]
-            line += (f" stage kept {sum(kept)}/{n} (keyframe kinds {counts}), consecutive kinds {kinds},"
-                     f" contradictions {contradictions(decided)}; kept: {', '.join(names[:6])}{' ...' if len(names) > 6 else ''}")
+            line += (
+                f" stage kept {sum(kept)}/{n} (keyframe kinds {counts}), consecutive kinds {kinds},"
+                f" contradictions {contradictions(decided)}; kept: {', '.join(names[:6])}{' ...' if len(names) > 6 else ''}"
+            )
         print(line)
 
 
-EXPECTED = {"object": ("content",), "light-on": ("lighting",), "light-off": ("lighting",), "shake": ("shift", "shift+content")}
+EXPECTED = {
+    "object": ("content",),
+    "light-on": ("lighting",),
+    "light-off": ("lighting",),
+    "shake": ("shift", "shift+content"),
+}
 
 
 def eval_synthetic(which: tuple, seeds=(0, 1, 2)) -> None:

@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
 from scan_fixtures import textured
 
 __all__ = ["FRAME", "MAX_PIXELS", "Expected", "make_corpus"]

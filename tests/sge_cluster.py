@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from daemons import alive, free_port, last_line, stop_pid
 
 #: What the Debian packages install: binaries and helpers, and the default configuration.

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from daemons import STOP_TIMEOUT_S, alive, free_port, last_line, stop_pid
 
 #: Daemons and client commands the fixture needs.
@@ -240,8 +239,6 @@ def _memory_total_mb() -> int:
             if line.startswith("MemTotal:"):
                 return int(line.split()[1]) // 1024
     raise SlurmUnavailable("cannot read MemTotal from /proc/meminfo")
-
-
 
 
 def _slurm_conf(root: Path, *, node: str, cpus: int, memory_mb: int) -> str:

@@ -32,8 +32,10 @@ def test_exif_order_and_capture_times_reach_the_report_and_its_plots(tmp_path):
     run_scan(frames, options=framediff.make_options("fast"), sort="exif", output=out)
     table = pq.read_table(out)
     assert table.column("path_b").to_pylist() == ["img_8.jpg", "img_7.jpg"]
-    want = [datetime.datetime(2024, 5, 1, 11, 30, tzinfo=datetime.timezone.utc),
-            datetime.datetime(2024, 5, 2, 8, 15, tzinfo=datetime.timezone.utc)]
+    want = [
+        datetime.datetime(2024, 5, 1, 11, 30, tzinfo=datetime.timezone.utc),
+        datetime.datetime(2024, 5, 2, 8, 15, tzinfo=datetime.timezone.utc),
+    ]
     assert table.column("time_b").to_pylist() == want
     html = write_html_report(out, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "capture time (UTC)" in html

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scan_fixtures import textured, truncate, write_jpeg, write_png
 
 from framediff.cli import main
-from scan_fixtures import textured, truncate, write_jpeg, write_png
 
 #: Values that have broken option parsers before, for any option.
 HOSTILE = ["nan", "inf", "-inf", "-1", "0", "1e12", "abc", "", "-", "--", "0x10", "1,2", "3.5", "ß", "../x"]
@@ -26,7 +26,9 @@ NUMBERS = st.sampled_from(HOSTILE) | st.integers(-5, 300).map(str) | st.floats(-
 
 #: Options and the values drawn for them (besides HOSTILE ones).
 SCAN_OPTIONS = {
-    "--mode": st.sampled_from(["consecutive", "reference", "pairs", "keyframes", "background", "duplicates", "sideways"]),
+    "--mode": st.sampled_from(
+        ["consecutive", "reference", "pairs", "keyframes", "background", "duplicates", "sideways"]
+    ),
     "--metrics": st.sampled_from(["l1", "all", "ssim,kl", "psnr", "nope", "l1,,kl", "edge_change", "flow_median"]),
     "--threshold": st.sampled_from(["l1=5", "kl=0.2", "ssim=0.9", "l1", "=3", "kl=nan", "psnr=inf", "x=1"]),
     "--gray": st.sampled_from(["mean", "luma", "red"]),
@@ -63,7 +65,17 @@ SCAN_OPTIONS = {
     "--gpu-decode": st.sampled_from(["auto", "on", "off", "maybe"]),
     "--format": st.sampled_from(["csv", "parquet", "xlsx"]),
 }
-SCAN_FLAGS = ["--align", "--color", "--no-change-kind", "--recursive", "--strict", "--overwrite", "--resume", "--partitioned", "--update"]
+SCAN_FLAGS = [
+    "--align",
+    "--color",
+    "--no-change-kind",
+    "--recursive",
+    "--strict",
+    "--overwrite",
+    "--resume",
+    "--partitioned",
+    "--update",
+]
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +104,9 @@ def _run(argv) -> tuple[int, str]:
 
 
 @pytest.mark.slow
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(
     options=st.dictionaries(st.sampled_from(sorted(SCAN_OPTIONS)), st.none(), max_size=5).flatmap(
         lambda chosen: st.fixed_dictionaries({k: SCAN_OPTIONS[k] for k in chosen})
@@ -120,14 +134,30 @@ def test_scan_never_ends_in_a_traceback(images, tmp_path_factory, options, flags
         st.none(),
         max_size=4,
     ).flatmap(lambda chosen: st.fixed_dictionaries({k: SCAN_OPTIONS[k] for k in chosen})),
-    pair=st.sampled_from([("a_0.jpg", "a_1.jpg"), ("a_0.jpg", "b_4.png"), ("a_0.jpg", "c_5.jpg"), ("a_0.jpg", "none.jpg")]),
+    pair=st.sampled_from(
+        [("a_0.jpg", "a_1.jpg"), ("a_0.jpg", "b_4.png"), ("a_0.jpg", "c_5.jpg"), ("a_0.jpg", "none.jpg")]
+    ),
 )
 def test_compare_never_ends_in_a_traceback(images, options, pair):
     argv = ["compare", images / pair[0], images / pair[1]]
     for flag, value in options.items():
-        if flag in ("--workers", "--retries", "--file-timeout", "--event-min-length", "--event-gap", "--reference",
-                    "--sort", "--scheduler", "--k", "--warmup", "--window", "--learning-rate", "--bg-method",
-                    "--gpu-decode", "--format"):
+        if flag in (
+            "--workers",
+            "--retries",
+            "--file-timeout",
+            "--event-min-length",
+            "--event-gap",
+            "--reference",
+            "--sort",
+            "--scheduler",
+            "--k",
+            "--warmup",
+            "--window",
+            "--learning-rate",
+            "--bg-method",
+            "--gpu-decode",
+            "--format",
+        ):
             continue  # scan-only options: argparse refuses them, tested above
         argv += [flag, value]
     code, err = _run(argv)

@@ -70,8 +70,9 @@ def test_local_cluster_listens_on_loopback_and_computes(local_client):
 
 
 def test_scan_on_local_cluster_equals_synchronous(local_client, tmp_path):
-    import framediff
     from scan_fixtures import drift_sequence
+
+    import framediff
 
     drift_sequence(tmp_path / "frames", n=12)
     expected = framediff.scan(tmp_path / "frames", scheduler="synchronous", chunk_size=4)
@@ -242,10 +243,11 @@ def test_missing_scheduler_file_is_one_clear_error(tmp_path):
 def _tls_files(directory: Path):
     """A self-signed CA and a certificate it signed for 127.0.0.1 / localhost (PEM files)."""
     x509 = pytest.importorskip("cryptography.x509")
+    import ipaddress
+
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-    import ipaddress
 
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -289,9 +291,7 @@ def _tls_files(directory: Path):
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     paths[2].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return tuple(str(p) for p in paths)
 

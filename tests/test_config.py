@@ -124,9 +124,9 @@ def test_unknown_keys_are_rejected_by_name(parser, tmp_path, capsys):
         ("recursive = 1", "recursive takes true or false"),
         ("mode = ['pairs']", "mode takes one value"),
         ('source = ["frames"]', "source must be given on the command line"),
-        ('chunk-size = 8\nchunk_size = 9', "option 'chunk_size' is given twice"),
+        ("chunk-size = 8\nchunk_size = 9", "option 'chunk_size' is given twice"),
         ("mode = ", "not valid TOML"),
-        ('version = true', r"unknown option\(s\) version"),
+        ("version = true", r"unknown option\(s\) version"),
     ],
 )
 def test_bad_values_name_the_file_and_option(parser, tmp_path, capsys, text, message):

@@ -48,7 +48,7 @@ def _jpeg(image, quality):
 
 def _kind(a, b, stage=None):
     f = pair_features(a, b, data_range=255)
-    return (stage or DecisionStage()).classify({k[len(FEATURE_PREFIX):]: v for k, v in f.items()})
+    return (stage or DecisionStage()).classify({k[len(FEATURE_PREFIX) :]: v for k, v in f.items()})
 
 
 def _with_object(image, y, x, size=36):
@@ -157,8 +157,15 @@ def _table(frames, statuses=None):
     rows = []
     for i in range(1, len(frames)):
         status = statuses[i] if statuses else "ok"
-        row = {"pair": i, "index_a": i - 1, "index_b": i, "status": status, "changed": None, "change_kind": None,
-               "l0_fraction": 0.5}
+        row = {
+            "pair": i,
+            "index_a": i - 1,
+            "index_b": i,
+            "status": status,
+            "changed": None,
+            "change_kind": None,
+            "l0_fraction": 0.5,
+        }
         features = pair_features(frames[i - 1], frames[i], data_range=255)
         row.update({k: (v if status == "ok" else None) for k, v in features.items()})
         rows.append(row)
@@ -288,8 +295,15 @@ _feature = st.fixed_dictionaries(
 def test_property_changed_exactly_when_kind_is_not_none(rows, chunk, sensitivity, thresholds):
     records = []
     for i, (status, f) in enumerate(rows):
-        row = {"pair": i + 1, "index_a": i, "index_b": i + 1, "status": status, "changed": None,
-               "change_kind": "corrupt" if status == "error" else None, "l0_fraction": (i % 3) / 4}
+        row = {
+            "pair": i + 1,
+            "index_a": i,
+            "index_b": i + 1,
+            "status": status,
+            "changed": None,
+            "change_kind": "corrupt" if status == "error" else None,
+            "l0_fraction": (i % 3) / 4,
+        }
         # Every row carries every column, as in a task's table; error rows have nulls.
         row.update({FEATURE_PREFIX + k: (v if status == "ok" else None) for k, v in f.items()})
         records.append(row)

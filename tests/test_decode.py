@@ -7,11 +7,10 @@ import math
 from collections import Counter
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image, ImageOps
+from scan_fixtures import make_sequence, textured, write_jpeg, write_png
 
 import framediff.engine
 from framediff import kernels as K
@@ -19,7 +18,6 @@ from framediff.decode import decoded_shape, read_image
 from framediff.engine import read_frame
 from framediff.options import make_options
 from framediff.scan import scan
-from scan_fixtures import make_sequence, textured, write_jpeg, write_png
 
 
 def mean_abs(a, b) -> float:
@@ -166,7 +164,9 @@ def decode_counter(monkeypatch):
 @pytest.mark.parametrize("chunk_size", [1, 6, 64])
 def test_each_image_is_decoded_once(clean_sequence, decode_counter, mode, chunk_size):
     thresholds = ["l0_fraction=0.01"] if mode == "keyframes" else None
-    df = scan(clean_sequence[0].parent, mode=mode, chunk_size=chunk_size, scheduler="synchronous", thresholds=thresholds)
+    df = scan(
+        clean_sequence[0].parent, mode=mode, chunk_size=chunk_size, scheduler="synchronous", thresholds=thresholds
+    )
     assert (df["status"] == "ok").all()
     assert set(decode_counter) == {str(p) for p in clean_sequence}
     assert set(decode_counter.values()) == {1}
@@ -178,7 +178,11 @@ def test_consecutive_decodes_each_image_exactly_once(clean_sequence, decode_coun
     """Chunk boundaries hand over one prepared frame instead of decoding it again."""
     if scheduler == "processes" and chunk_size != 6:
         pytest.skip("one process-pool run is enough (the counter only sees this process)")
-    df = scan(clean_sequence[0].parent, chunk_size=chunk_size, scheduler="synchronous" if scheduler == "processes" else scheduler)
+    df = scan(
+        clean_sequence[0].parent,
+        chunk_size=chunk_size,
+        scheduler="synchronous" if scheduler == "processes" else scheduler,
+    )
     assert (df["status"] == "ok").all()
     assert set(decode_counter) == {str(p) for p in clean_sequence}
     assert set(decode_counter.values()) == {1}

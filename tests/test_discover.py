@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from scan_fixtures import textured, write_jpeg, write_png
 
 from framediff.discover import discover, natural_key
 from framediff.errors import FramediffError
 from framediff.scan import scan
-from scan_fixtures import textured, write_jpeg, write_png
 
 
 def names(found) -> list[str]:
@@ -67,11 +67,7 @@ def test_several_sources_in_one_call(tree):
 def test_listing_file_with_comments_relative_and_absolute_paths(tree, tmp_path):
     listing = tmp_path / "inputs.lst"
     listing.write_text(
-        "# frames to compare\n"
-        "root/c.Png\n"
-        "\n"
-        f"{tree / 'sub' / 'd.jpeg'}\n"
-        "root/a.png\n",
+        f"# frames to compare\nroot/c.Png\n\n{tree / 'sub' / 'd.jpeg'}\nroot/a.png\n",
         encoding="utf-8",
     )
     found = discover(listing, sort="none")
@@ -88,7 +84,14 @@ def test_natural_sort_orders_numbers_by_value(tmp_path):
     image = textured(8, 8)
     for name in ("img_10.png", "img_2.png", "img_1.png", "IMG_3.png", "img_100.png", "img_20.png"):
         write_png(tmp_path / name, image)
-    assert names(discover(tmp_path)) == ["img_1.png", "img_2.png", "IMG_3.png", "img_10.png", "img_20.png", "img_100.png"]
+    assert names(discover(tmp_path)) == [
+        "img_1.png",
+        "img_2.png",
+        "IMG_3.png",
+        "img_10.png",
+        "img_20.png",
+        "img_100.png",
+    ]
     assert natural_key("img_2") < natural_key("img_10")
 
 
@@ -229,7 +232,12 @@ def test_walk_order_is_top_down_in_natural_order(tmp_path):
         write_png(tmp_path / sub / "f.png", textured(8, 8))
     found = discover(tmp_path, recursive=True, sort="none")
     assert [found.relative(p) for p in found.paths] == [
-        "a/f.png", "a/x/f.png", "b2/f.png", "b2/x/f.png", "b10/f.png", "b10/x/f.png"
+        "a/f.png",
+        "a/x/f.png",
+        "b2/f.png",
+        "b2/x/f.png",
+        "b10/f.png",
+        "b10/x/f.png",
     ]
 
 

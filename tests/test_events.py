@@ -8,10 +8,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from scan_fixtures import run_cli, step_sequence
 
 from framediff.report import EventGrouper
 from framediff.scan import scan
-from scan_fixtures import run_cli, step_sequence
 
 N = 24
 #: Frame i differs from frame i-1 exactly for these i: runs {3,4}, {8}, {12,_,14}, {18,19,20}.
@@ -161,7 +161,8 @@ def test_scan_events_with_min_length_and_gap(steps_dir, tmp_path, chunk_size, mi
 def test_cli_event_options(capsys, steps_dir, tmp_path):
     out = tmp_path / "r.csv"
     code, stdout, err = run_cli(
-        capsys, ["scan", steps_dir, "-o", out, "--event-min-length", "2", "--event-gap", "1", "--scheduler", "synchronous"]
+        capsys,
+        ["scan", steps_dir, "-o", out, "--event-min-length", "2", "--event-gap", "1", "--scheduler", "synchronous"],
     )
     assert code == 0, err
     assert ", 3 events;" in stdout

@@ -49,7 +49,13 @@ class DaskProcesses:
         self.procs = []
         self.scheduler = self._start(
             "distributed.cli.dask_scheduler",
-            "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(self.file),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(self.file),
         )
         _wait_for(self.file.exists, 30, "the scheduler file")
         self.address = json.loads(self.file.read_text())["address"]
@@ -69,8 +75,16 @@ class DaskProcesses:
 
     def add_worker(self, memory_limit="0"):
         return self._start(
-            "distributed.cli.dask_worker", "--scheduler-file", str(self.file), "--nthreads", "1",
-            "--host", "127.0.0.1", "--no-dashboard", "--memory-limit", memory_limit,
+            "distributed.cli.dask_worker",
+            "--scheduler-file",
+            str(self.file),
+            "--nthreads",
+            "1",
+            "--host",
+            "127.0.0.1",
+            "--no-dashboard",
+            "--memory-limit",
+            memory_limit,
         )
 
     def wait_workers(self, n):
@@ -108,9 +122,20 @@ def test_sigkill_of_a_worker_mid_run_still_gives_the_identical_report(tmp_path, 
         out = tmp_path / "got.parquet"
         run = work = out.with_name(f".{out.name}.framediff-run")
         proc = subprocess.Popen(
-            [*FRAMEDIFF, "scan", str(timelapse.directory), "-o", str(out), "--scheduler", dask.address,
-             "--chunk-size", "2", "-q"],
-            stderr=subprocess.PIPE, text=True,
+            [
+                *FRAMEDIFF,
+                "scan",
+                str(timelapse.directory),
+                "-o",
+                str(out),
+                "--scheduler",
+                dask.address,
+                "--chunk-size",
+                "2",
+                "-q",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
         )
         # Once partitions are landing, kill one worker process outright (its nanny
         # restarts it); the scheduler reassigns its tasks.

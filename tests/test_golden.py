@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
-
 from golden_cases import CASES, golden_path, make_inputs, run_case
 
 

@@ -10,8 +10,8 @@ size before decoding, and leaves Pillow's global state and the warning filters a
 from __future__ import annotations
 
 import json
-import os
 import math
+import os
 import struct
 import threading
 import time
@@ -22,16 +22,16 @@ from collections import Counter
 import numpy as np
 import pytest
 import simplejpeg
+from hostile_corpus import FRAME, LONG_GAP, MAX_PIXELS, make_corpus
 from PIL import Image, ImageFile, ImageOps
+from scan_fixtures import textured
 
 import framediff
 from framediff import kernels as K
 from framediff.decode import DEFAULT_MAX_PIXELS, DecodeError, read_image
 from framediff.engine import read_frame
-from framediff.scan import run_scan
 from framediff.modes.consecutive import MAX_LOOKBACK
-from hostile_corpus import FRAME, LONG_GAP, MAX_PIXELS, make_corpus
-from scan_fixtures import run_cli, textured
+from framediff.scan import run_scan
 
 #: The scan of ~240 small files takes 2-3 s here; the bound catches a hang or a bomb
 #: that got decoded, not a slow machine.

@@ -123,7 +123,7 @@ def test_page_has_summary_plots_thumbnails_and_errors(page, scanned):
     text = " ".join("".join(parsed.text).split())
     assert f"{summary['comparisons']} comparisons" in text
     assert "from the run's summary file" in text
-    for kind, count in summary["errors_by_kind"].items():
+    for kind in summary["errors_by_kind"]:
         assert kind in text
     assert "corrupt" in summary["errors_by_kind"] and "truncated" in summary["errors_by_kind"]
     errors = page[page.index('id="errors"') : page.index('id="events"')]
@@ -134,7 +134,11 @@ def test_page_has_summary_plots_thumbnails_and_errors(page, scanned):
 
 def test_csv_partitioned_report_with_plots_dir(scanned, tmp_path):
     out = write_html_report(
-        scanned / "csv" / "report.csv", tmp_path / "sub" / "r.html", top=3, plots_dir=tmp_path / "plots", root=scanned / "frames"
+        scanned / "csv" / "report.csv",
+        tmp_path / "sub" / "r.html",
+        top=3,
+        plots_dir=tmp_path / "plots",
+        root=scanned / "frames",
     )
     page = out.read_text(encoding="utf-8")
     parsed = _parse(page)
@@ -228,7 +232,12 @@ def test_cli_report(scanned, tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(cli, "build_parser", build_with_report)
     out = tmp_path / "r.html"
-    assert cli.main(["report", str(scanned / "report.parquet"), "-o", str(out), "--top", "2", "--plots", str(tmp_path / "p")]) == 0
+    assert (
+        cli.main(
+            ["report", str(scanned / "report.parquet"), "-o", str(out), "--top", "2", "--plots", str(tmp_path / "p")]
+        )
+        == 0
+    )
     assert f"html report: {out}" in capsys.readouterr().out
     assert out.read_text().count('class="thumb"') == 6
     assert len(list((tmp_path / "p").glob("*.png"))) == len(FAST_METRICS)
@@ -273,14 +282,18 @@ def _chromium(browser: str, profile: Path, *args) -> subprocess.CompletedProcess
     return done
 
 
-@pytest.mark.skipif(_browser() is None, reason="no chromium, chromium-browser or google-chrome on PATH (apt-get install chromium)")
+@pytest.mark.skipif(
+    _browser() is None, reason="no chromium, chromium-browser or google-chrome on PATH (apt-get install chromium)"
+)
 def test_in_headless_chromium(scanned, page, tmp_path):
     browser = _browser()
     from PIL import Image
 
     url = (scanned / "report.html").resolve().as_uri()  # written by the `page` fixture
     loaded = _chromium(browser, tmp_path / "profile", "--enable-logging=stderr", "--v=0", "--dump-dom", url)
-    console = [line for line in loaded.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line or "Refused to" in line]
+    console = [
+        line for line in loaded.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line or "Refused to" in line
+    ]
     assert not console, console
     dom = _parse(loaded.stdout)
     assert "".join(dom.title) == TITLE  # the document.title name never ran

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 from PIL import Image
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity as sk_ssim
+from scan_fixtures import textured, write_jpeg, write_png
+from skimage.metrics import peak_signal_noise_ratio
+from skimage.metrics import structural_similarity as sk_ssim
 
 import framediff.engine as engine
 from framediff.decode import DecodeError, read_image
@@ -22,8 +24,6 @@ from framediff.engine import (
 from framediff.kernels.ssim import structural_similarity
 from framediff.options import make_options
 from framediff.scan import scan
-from scan_fixtures import textured, write_jpeg, write_png
-
 
 # ----------------------------------------------------------- item 8: small images
 
@@ -232,5 +232,7 @@ def test_compare_of_a_tiff_with_infinite_pixels_is_one_line_and_warns_nothing(tm
     _float_tiff(tmp_path / "b.tif", pixels)
     code, _, err = run_cli(capsys, ["compare", tmp_path / "a.tif", tmp_path / "b.tif"])
     assert code == 2 and "Traceback" not in err
-    assert err.strip().splitlines() == [f"framediff: error: {tmp_path / 'b.tif'}: 1 of 400 pixels are NaN or infinite [non-finite]"]
+    assert err.strip().splitlines() == [
+        f"framediff: error: {tmp_path / 'b.tif'}: 1 of 400 pixels are NaN or infinite [non-finite]"
+    ]
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

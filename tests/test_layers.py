@@ -20,8 +20,20 @@ PACKAGES = {"framediff": ROOT / "pipeline", "framediff.kernels": ROOT / "kernels
 
 #: Third-party and standard modules the array layer must not use.
 KERNEL_FORBIDDEN = (
-    "dask", "distributed", "pandas", "pyarrow", "fsspec", "imageio", "PIL", "simplejpeg",
-    "io", "pathlib", "shutil", "glob", "tempfile", "matplotlib",
+    "dask",
+    "distributed",
+    "pandas",
+    "pyarrow",
+    "fsspec",
+    "imageio",
+    "PIL",
+    "simplejpeg",
+    "io",
+    "pathlib",
+    "shutil",
+    "glob",
+    "tempfile",
+    "matplotlib",
 )
 #: Own modules that may only be imported lazily: they import CuPy when imported.
 LAZY_OK = {"framediff.kernels._gpu_fused"}

@@ -161,7 +161,9 @@ def test_update_equals_a_scan_from_scratch(tmp_path):
     # The update measured only pairs with a new image, yet ends where a full scan ends.
     assert later.attrs["summary"]["images_signed"] == len(list(src.iterdir())) - len(first)
     assert _duplicate_pairs(night1) | _duplicate_pairs(later) == _duplicate_pairs(whole)
-    assert _groups(sidecar_path(tmp_path / "night2.parquet", ".groups.parquet")) == _groups(sidecar_path(tmp_path / "whole.parquet", ".groups.parquet"))
+    assert _groups(sidecar_path(tmp_path / "night2.parquet", ".groups.parquet")) == _groups(
+        sidecar_path(tmp_path / "whole.parquet", ".groups.parquet")
+    )
     # A second scan from scratch into the same index is refused before any work.
     with pytest.raises(FramediffError, match="already there"):
         framediff.scan(first, output=tmp_path / "again.parquet", index=tmp_path / "idx", **kw)
@@ -199,5 +201,7 @@ def test_sigkill_then_resume_gives_the_identical_report(tmp_path):
     done = subprocess.run([*args, "--resume"], capture_output=True, text=True)
     assert done.returncode in (0, 1) and "Traceback" not in done.stderr, done.stderr
     assert pq.read_table(out).equals(pq.read_table(want_out))
-    assert _groups(sidecar_path(tmp_path / "got.parquet", ".groups.parquet")) == _groups(sidecar_path(tmp_path / "want.parquet", ".groups.parquet"))
+    assert _groups(sidecar_path(tmp_path / "got.parquet", ".groups.parquet")) == _groups(
+        sidecar_path(tmp_path / "want.parquet", ".groups.parquet")
+    )
     assert not work.exists()

@@ -360,7 +360,9 @@ def test_report_to_a_folder_is_one_line(capsys, frames, tmp_path):
 
 
 @pytest.mark.parametrize("errno_", [28, 30], ids=["disk full", "read-only"])
-def test_an_output_that_cannot_be_written_is_one_line_and_leaves_no_report(capsys, frames, tmp_path, monkeypatch, errno_):
+def test_an_output_that_cannot_be_written_is_one_line_and_leaves_no_report(
+    capsys, frames, tmp_path, monkeypatch, errno_
+):
     import pyarrow.parquet as pq_module
 
     def refuse(*args, **kwargs):

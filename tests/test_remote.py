@@ -43,7 +43,9 @@ def test_memory_urls_in_and_out(frames):
     assert table.column("path_b").to_pylist()[0] == "frame_00002.jpg"
     assert fs.exists("/out/cam.parquet.summary.json") and fs.exists("/out/cam.parquet.events.parquet")
     local = run_scan(frames, options=framediff.make_options("fast"), collect=True).table()
-    assert table.drop_columns([]).select(local.column_names).equals(local.replace_schema_metadata(table.schema.metadata))
+    assert (
+        table.drop_columns([]).select(local.column_names).equals(local.replace_schema_metadata(table.schema.metadata))
+    )
 
 
 @pytest.mark.skipif(importlib.util.find_spec("s3fs") is not None, reason="s3fs is installed here")

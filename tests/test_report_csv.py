@@ -13,10 +13,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
+from scan_fixtures import textured, write_png
 
 from framediff.report import ReportWriter, csv_floats, write_json_atomic
 from framediff.scan import scan
-from scan_fixtures import textured, write_png
 
 INF = math.inf
 

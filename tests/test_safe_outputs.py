@@ -35,7 +35,7 @@ TEXT_COLUMNS = ("path_a", "path_b", "change_kind", "status", "error_kind", "erro
 #: File names as bytes (what the file system holds); sorted naturally by the scan.
 NAMES = [
     b"frame 01 with spaces.jpg",
-    b"it's a \"quoted\" frame.jpg",
+    b'it\'s a "quoted" frame.jpg',
     b"new\nline.jpg",
     b"carriage\rreturn.jpg",
     b"frame_\xff_01.jpg",  # not UTF-8
@@ -133,8 +133,15 @@ def run(tmp_path_factory):
             main(["scan", str(source), "-o", str(out / "report.csv"), "-q"]),
         ]
     return SimpleNamespace(
-        tmp=tmp, source=source, out=out, marker=marker, order=[n.decode("utf-8", "backslashreplace") for n in order],
-        codes=codes, before=before, after=_tree(tmp), unpickled=unpickled,
+        tmp=tmp,
+        source=source,
+        out=out,
+        marker=marker,
+        order=[n.decode("utf-8", "backslashreplace") for n in order],
+        codes=codes,
+        before=before,
+        after=_tree(tmp),
+        unpickled=unpickled,
     )
 
 

@@ -11,8 +11,6 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-
-from framediff.scan import scan
 from scan_fixtures import (
     corrupt_scan_data,
     png_declaring,
@@ -22,6 +20,8 @@ from scan_fixtures import (
     write_jpeg,
     write_png,
 )
+
+from framediff.scan import scan
 
 #: frame name -> expected error kind of its row (None: readable).
 EXPECTED = {

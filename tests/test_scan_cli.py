@@ -16,9 +16,9 @@ import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
+from scan_fixtures import drift_sequence, run_cli
 
 from framediff.synthetic import make_timelapse
-from scan_fixtures import drift_sequence, run_cli
 
 #: The report columns of a default (fast preset) consecutive scan, in order. Renaming
 #: or reordering one breaks every reader downstream, so this list is the contract.
@@ -162,7 +162,11 @@ def test_csv_report_reads_back_and_equals_the_parquet_one(capsys, frames_dir, pa
     assert df.columns.tolist() == FAST_COLUMNS
     assert pacsv.read_csv(out).column_names == FAST_COLUMNS
     expected = pd.read_parquet(parquet)
-    numeric = [c for c in FAST_COLUMNS if c not in ("path_a", "path_b", "change_kind", "status", "error_kind", "error", "note", "changed")]
+    numeric = [
+        c
+        for c in FAST_COLUMNS
+        if c not in ("path_a", "path_b", "change_kind", "status", "error_kind", "error", "note", "changed")
+    ]
     pd.testing.assert_frame_equal(df[numeric], expected[numeric], check_dtype=False, rtol=1e-12)
     assert df["path_b"].tolist() == expected["path_b"].tolist()
     assert df["changed"].fillna(False).astype(bool).tolist() == expected["changed"].fillna(False).tolist()

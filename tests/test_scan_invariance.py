@@ -8,9 +8,9 @@ same rows, same order, same values.
 from __future__ import annotations
 
 import pytest
+from scan_fixtures import make_sequence
 
 from framediff.scan import scan
-from scan_fixtures import make_sequence
 
 N = 30
 BAD = 15
@@ -38,7 +38,15 @@ def baseline(root, pair_inputs):
     """One task, in this thread: the reference answer for each mode."""
     out = {}
     for mode in ("consecutive", "reference", "keyframes"):
-        out[mode] = scan(root, mode=mode, chunk_size=64, workers=1, scheduler="synchronous", as_arrow=True, **MODE_PARAMS.get(mode, {}))
+        out[mode] = scan(
+            root,
+            mode=mode,
+            chunk_size=64,
+            workers=1,
+            scheduler="synchronous",
+            as_arrow=True,
+            **MODE_PARAMS.get(mode, {}),
+        )
     out["pairs"] = scan(pair_inputs, mode="pairs", chunk_size=64, workers=1, scheduler="synchronous", as_arrow=True)
     return out
 
@@ -74,7 +82,15 @@ def test_baseline_has_the_bad_frame_and_real_changes(baseline):
 @pytest.mark.parametrize("chunk_size", [1, 3, 7, 64])
 @pytest.mark.parametrize("mode", ["consecutive", "reference", "keyframes"])
 def test_chunk_size_and_workers_do_not_change_the_report(root, baseline, mode, chunk_size, workers):
-    table = scan(root, mode=mode, chunk_size=chunk_size, workers=workers, scheduler="threads", as_arrow=True, **MODE_PARAMS.get(mode, {}))
+    table = scan(
+        root,
+        mode=mode,
+        chunk_size=chunk_size,
+        workers=workers,
+        scheduler="threads",
+        as_arrow=True,
+        **MODE_PARAMS.get(mode, {}),
+    )
     assert_same_report(table, baseline[mode])
 
 
@@ -86,7 +102,9 @@ def test_synchronous_scheduler_gives_the_same_report(root, baseline, chunk_size)
 
 def test_process_pool_gives_the_same_report(root, baseline):
     for mode in ("consecutive", "keyframes"):
-        table = scan(root, mode=mode, chunk_size=7, workers=2, scheduler="processes", as_arrow=True, **MODE_PARAMS.get(mode, {}))
+        table = scan(
+            root, mode=mode, chunk_size=7, workers=2, scheduler="processes", as_arrow=True, **MODE_PARAMS.get(mode, {})
+        )
         assert_same_report(table, baseline[mode])
 
 
@@ -112,7 +130,9 @@ def test_distributed_client_gives_the_same_report(root, baseline, cluster):
 
     with Client(cluster) as client:
         for mode, chunk_size in (("consecutive", 3), ("reference", 7), ("keyframes", 7)):
-            table = scan(root, mode=mode, chunk_size=chunk_size, scheduler=client, as_arrow=True, **MODE_PARAMS.get(mode, {}))
+            table = scan(
+                root, mode=mode, chunk_size=chunk_size, scheduler=client, as_arrow=True, **MODE_PARAMS.get(mode, {})
+            )
             assert_same_report(table, baseline[mode])
         assert client.status == "running"  # a Client we pass in is ours to close
 

@@ -24,7 +24,9 @@ PIPELINE = Path(framediff.__file__).parent
 
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory):
-    return make_timelapse(tmp_path_factory.mktemp("layer") / "frames", n_frames=12, size=(48, 64), seed=3, events=False).directory
+    return make_timelapse(
+        tmp_path_factory.mktemp("layer") / "frames", n_frames=12, size=(48, 64), seed=3, events=False
+    ).directory
 
 
 # -- modes are objects ----------------------------------------------------------------------
@@ -163,7 +165,10 @@ def test_thresholds_take_every_written_form(frames):
     [
         (["--tol", "-1"], "framediff: error: --tol must be >= 0, got -1.0\n"),
         (["--chunk-size", "0"], "framediff: error: --chunk-size must be >= 1, got 0\n"),
-        (["--mode", "keyframes", "--keep-on", "sunsets"], "framediff: error: --keep-on: unknown kind 'sunsets'; choose from lighting, shift, shift+content, content, cut, transition, corrupt\n"),
+        (
+            ["--mode", "keyframes", "--keep-on", "sunsets"],
+            "framediff: error: --keep-on: unknown kind 'sunsets'; choose from lighting, shift, shift+content, content, cut, transition, corrupt\n",
+        ),
     ],
 )
 def test_the_cli_names_flags_for_the_same_errors(frames, tmp_path, capsys, argv, line):

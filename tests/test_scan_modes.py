@@ -7,11 +7,11 @@ import os
 import pandas as pd
 import pyarrow as pa
 import pytest
+from scan_fixtures import assert_rows_match_compare, drift_sequence, make_sequence
 
 from framediff.errors import FramediffError
 from framediff.options import make_options
 from framediff.scan import scan
-from scan_fixtures import assert_rows_match_compare, drift_sequence, make_sequence
 
 N = 12
 BAD = 5  # the truncated frame
@@ -178,7 +178,9 @@ def test_unknown_mode_is_an_error(root):
 def test_every_row_equals_compare_on_that_pair(root, preset, mode):
     options = make_options(preset)
     thresholds = ["l0_fraction=0.05"] if mode == "keyframes" else None
-    table = scan(root, mode=mode, preset=preset, chunk_size=4, scheduler="synchronous", thresholds=thresholds, as_arrow=True)
+    table = scan(
+        root, mode=mode, preset=preset, chunk_size=4, scheduler="synchronous", thresholds=thresholds, as_arrow=True
+    )
     assert set(options.metrics) <= set(table.column_names)
     checked = assert_rows_match_compare(table, root, options)
     ok = sum(1 for s in table.column("status").to_pylist() if s == "ok")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from daemons import alive
+
 from framediff.synthetic import make_timelapse
 
 #: The session fixture ``sge`` (a running Grid Engine, or a skip).

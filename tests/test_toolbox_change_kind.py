@@ -35,7 +35,7 @@ def _u8(image):
     return np.clip(np.round(image), 0, 255).astype(np.uint8)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _astronaut():
     return _u8(color.rgb2gray(data.astronaut()) * 255)
 

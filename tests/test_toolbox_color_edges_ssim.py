@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 from hypothesis import given, settings
-from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from numpy.testing import assert_allclose, assert_array_equal
 from skimage import color, data, filters
@@ -54,7 +53,7 @@ def test_rgb_to_lab_white_black_and_batch():
     assert_allclose(rgb_to_lab(white), color.rgb2lab(white), atol=1e-12)
     assert_allclose(rgb_to_lab(white), [100, 0, 0], atol=1e-2)
     assert_allclose(rgb_to_lab(np.zeros(3)), [0, 0, 0], atol=1e-12)
-    u16 = (ASTRONAUT[:8, :8].astype(np.uint16) * 257)  # 0..65535 scale
+    u16 = ASTRONAUT[:8, :8].astype(np.uint16) * 257  # 0..65535 scale
     assert_allclose(rgb_to_lab(u16), rgb_to_lab(ASTRONAUT[:8, :8]), atol=1e-9)
     batch = np.stack([ASTRONAUT[:64, :64], ASTRONAUT[64:128, :64]])
     out = rgb_to_lab(batch)
@@ -295,9 +294,7 @@ def test_gpu_matches_numpy():
         assert_allclose(to_numpy(gradient_magnitude(gbatch, op)), gradient_magnitude(batch, op), atol=1e-9)
     e_gpu, e = edge_map(gbatch), edge_map(batch)
     assert (to_numpy(e_gpu) != e).mean() < 1e-4  # threshold ties may round differently
-    assert_allclose(
-        to_numpy(edge_change_fraction(e_gpu, e_gpu[::-1])), edge_change_fraction(e, e[::-1]), atol=1e-3
-    )
+    assert_allclose(to_numpy(edge_change_fraction(e_gpu, e_gpu[::-1])), edge_change_fraction(e, e[::-1]), atol=1e-3)
 
     noisy = _noisy_uint8(CAMERA, 20.0, 0)
     m_gpu, map_gpu = structural_similarity(cp.asarray(CAMERA), cp.asarray(noisy), data_range=255, full=True)

@@ -32,14 +32,14 @@ def _u8(image):
     return np.clip(np.round(image), 0, 255).astype(np.uint8)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _translated_pair():
     moved = ndi.shift(CAMERA, SHIFT, order=3, mode="reflect")
     crop = slice(16, -16)  # keep away from the borders the shift filled in
     return _u8(CAMERA[crop, crop]), _u8(moved[crop, crop])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _rotated_pair():
     """prev, next and R, centre such that a point p of prev is at R (p - c) + c in next."""
     theta = np.deg2rad(ANGLE_DEG)

@@ -21,6 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from numpy.testing import assert_array_equal
+from scan_fixtures import run_cli, truncate, write_jpeg, write_png
 from scipy import ndimage as ndi
 from skimage import color, data, exposure
 from skimage.metrics import structural_similarity
@@ -29,7 +30,6 @@ from skimage.registration import phase_cross_correlation
 import framediff
 from framediff.options import Options, make_options
 from framediff.scan import run_scan
-from scan_fixtures import run_cli, truncate, write_jpeg, write_png
 
 RTOL = 1e-12  # "the scan row equals compare() on its pair"
 
@@ -49,7 +49,7 @@ CAMERA = data.camera()  # (512, 512) uint8 gray
 CAMERA_F = CAMERA.astype(np.float64)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _astronaut_gray() -> np.ndarray:
     return _u8(color.rgb2gray(data.astronaut()) * 255)
 
@@ -404,7 +404,9 @@ def test_normalize_match_and_meanstd(exposure_pair, capsys):
     for method, matched in oracles.items():
         want = _l1(a, matched) / a.size
         api = framediff.compare(a, b, preset="fast", normalize=method, metrics="l1_per_pixel")
-        _shape, cli = _json_compare(capsys, path_a, path_b, "--preset", "fast", "--normalize", method, "--metrics", "l1_per_pixel")
+        _shape, cli = _json_compare(
+            capsys, path_a, path_b, "--preset", "fast", "--normalize", method, "--metrics", "l1_per_pixel"
+        )
         for result in (api, cli):
             assert result["l1_per_pixel"] == pytest.approx(want, rel=1e-9)
             assert result["l1_per_pixel"] < 0.05 * none
@@ -439,7 +441,9 @@ def test_color_per_channel_and_delta_e(color_files, capsys):
     for result in (api, cli):
         for c, name in enumerate("rgb"):
             assert result[f"l1_{name}"] == _l1(COLOR_A[..., c], b[..., c])
-            assert result[f"l1_per_pixel_{name}"] == pytest.approx(_l1(COLOR_A[..., c], b[..., c]) / (128 * 128), rel=1e-12)
+            assert result[f"l1_per_pixel_{name}"] == pytest.approx(
+                _l1(COLOR_A[..., c], b[..., c]) / (128 * 128), rel=1e-12
+            )
             diff = COLOR_A[..., c].astype(np.float64) - b[..., c]
             assert result[f"mse_{name}"] == pytest.approx((diff**2).mean(), rel=1e-12)
         assert result["l1"] == _l1(COLOR_A, b)  # combined: the three planes as one image
@@ -507,7 +511,9 @@ def test_edges_compare_gradient_magnitudes(operator, noisy_pair, capsys):
 
     want = _l1(magnitude(a), magnitude(b))
     api = framediff.compare(a, b, preset="fast", edges=operator, metrics="l1,edge_change")
-    _shape, cli = _json_compare(capsys, path_a, path_b, "--preset", "fast", "--edges", operator, "--metrics", "l1,edge_change")
+    _shape, cli = _json_compare(
+        capsys, path_a, path_b, "--preset", "fast", "--edges", operator, "--metrics", "l1,edge_change"
+    )
     for result in (api, cli):
         assert result["l1"] == pytest.approx(want, rel=1e-9)
         assert 0.0 < result["edge_change"] < 1.0
@@ -522,7 +528,13 @@ def test_edge_change_barely_sees_a_lighting_change(exposure_pair, capsys, tmp_pa
     assert result["l0_fraction"] > 0.3
     assert result["edge_change"] < 0.1 * result["l0_fraction"]
     _shape, cli = _json_compare(
-        capsys, exposure_pair[2], write_png(tmp_path / "bright.png", brighter), "--preset", "fast", "--metrics", "edge_change"
+        capsys,
+        exposure_pair[2],
+        write_png(tmp_path / "bright.png", brighter),
+        "--preset",
+        "fast",
+        "--metrics",
+        "edge_change",
     )
     assert cli["edge_change"] == result["edge_change"]
     assert framediff.compare(a, a, metrics="edge_change")["edge_change"] == 0.0
@@ -532,9 +544,7 @@ def test_edge_change_barely_sees_a_lighting_change(exposure_pair, capsys, tmp_pa
 
 
 def _skimage_ssim(a, b):
-    return structural_similarity(
-        a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
-    )
+    return structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255)
 
 
 def test_ssim_in_compare_and_scan(noisy_pair, tmp_path, capsys):
@@ -564,7 +574,9 @@ BG_TRUE = BG_SQUARE * BG_SQUARE / (BG_H * BG_W)
 
 def _bg_corner(t):
     angle = 4 * np.pi * t / BG_N
-    return int(round((BG_H - BG_SQUARE) / 2 + 35 * np.sin(angle))), int(round((BG_W - BG_SQUARE) / 2 + 55 * np.cos(angle)))
+    return int(round((BG_H - BG_SQUARE) / 2 + 35 * np.sin(angle))), int(
+        round((BG_W - BG_SQUARE) / 2 + 55 * np.cos(angle))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -590,7 +602,9 @@ def background_video(tmp_path_factory):
 def test_background_scan_finds_the_square(background_video, tmp_path, capsys):
     d, frames, truth = background_video
     masks = tmp_path / "masks"
-    code, table, err = _cli_scan(capsys, tmp_path, d, "--mode", "background", "--masks", masks, "--warmup", str(BG_WARMUP))
+    code, table, err = _cli_scan(
+        capsys, tmp_path, d, "--mode", "background", "--masks", masks, "--warmup", str(BG_WARMUP)
+    )
     assert code == 0, err
     rows = table.to_pylist()
     assert len(rows) == BG_N
@@ -615,7 +629,9 @@ def test_background_scan_finds_the_square(background_video, tmp_path, capsys):
     assert df["foreground_fraction"][BG_WARMUP:].tolist() == fraction[BG_WARMUP:]
     assert sorted(p.name for p in api_masks.glob("*.png")) == [p.name for p in written]
     for p in written:
-        assert_array_equal(cv2.imread(str(api_masks / p.name), cv2.IMREAD_UNCHANGED), cv2.imread(str(p), cv2.IMREAD_UNCHANGED))
+        assert_array_equal(
+            cv2.imread(str(api_masks / p.name), cv2.IMREAD_UNCHANGED), cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+        )
 
 
 def test_background_scan_equals_one_pass_of_the_model(background_video):
@@ -663,10 +679,18 @@ def test_background_is_independent_of_chunks_and_scheduler(chunk_size, scheduler
         assert_array_equal(cv2.imread(str(masks / name), cv2.IMREAD_UNCHANGED), image)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _background_reference(d):
     masks = Path(str(d) + "-reference-masks")
-    result = run_scan(d, options=make_options("fast"), mode="background", scheduler="synchronous", chunk_size=BG_N, collect=True, masks=masks)
+    result = run_scan(
+        d,
+        options=make_options("fast"),
+        mode="background",
+        scheduler="synchronous",
+        chunk_size=BG_N,
+        collect=True,
+        masks=masks,
+    )
     table = result.table()
     return {
         "fraction": table.column("foreground_fraction").to_pylist(),
@@ -746,7 +770,9 @@ def kinds_folder(tmp_path_factory):
 
 def _kinds(rows):
     """The kinds of rows with a change (every measured row has one; 'none' is no change)."""
-    return {r["pair"]: r["change_kind"] for r in rows if isinstance(r["change_kind"], str) and r["change_kind"] != "none"}
+    return {
+        r["pair"]: r["change_kind"] for r in rows if isinstance(r["change_kind"], str) and r["change_kind"] != "none"
+    }
 
 
 @pytest.mark.parametrize("chunk_size", [1, 2, 64])

@@ -13,6 +13,7 @@ pytest.importorskip("av")
 
 from video_clips import GOP, N_FRAMES, SIZE, good_clips  # noqa: E402
 
+from framediff.discover import source_kind  # noqa: E402
 from framediff.video import (  # noqa: E402
     Segment,
     frame_name,
@@ -21,7 +22,6 @@ from framediff.video import (  # noqa: E402
     is_video_name,
     plan_segments,
 )
-from framediff.discover import source_kind  # noqa: E402
 from framediff.video_decode import iter_batches, iter_segment, output_shape  # noqa: E402
 
 
@@ -91,7 +91,7 @@ def test_decoded_frames_sit_at_their_true_indices(clips):
     top = sorted(int(i) + 1 for i in np.argsort(diffs)[-len(truth.cuts) :])
     assert top == truth.cuts
     first, last = truth.static[0]
-    assert diffs[first : last].max() < 0.2 * np.median(diffs)
+    assert diffs[first:last].max() < 0.2 * np.median(diffs)
 
 
 def test_segments_over_dask_threads_match_one_decode(clips):
@@ -153,8 +153,11 @@ def test_plan_splits_at_keyframes_and_respects_the_minimum(clips):
 
 def test_frame_names_and_discovery(clips, tmp_path):
     assert frame_name("cam/clip.mp4", 123) == "cam/clip.mp4#frame=123"
-    frame = next(iter_segment(clips["closed.mp4"].path, index_video(clips["closed.mp4"].path),
-                              Segment(0, 1, 0), name="cam/closed.mp4"))
+    frame = next(
+        iter_segment(
+            clips["closed.mp4"].path, index_video(clips["closed.mp4"].path), Segment(0, 1, 0), name="cam/closed.mp4"
+        )
+    )
     assert frame.name == "cam/closed.mp4#frame=0"
     assert is_video_name("A.MKV") and is_video_name("x.mp4") and not is_video_name("x.jpg")
     disguised = tmp_path / "recording.dat"
@@ -205,7 +208,11 @@ def test_segments_on_worker_processes_match_one_decode(clips):
         for f in iter_segment(path, index, s)
     ]
     serial = digest(plan_segments(index, 1)[0])
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         parts = client.gather(client.map(digest, plan_segments(index, 4, min_frames=1)))
     assert [row for part in parts for row in part] == serial

@@ -27,8 +27,15 @@ KEPT = [0, 1, 2, 30, 31, 57, 99, N_FRAMES - 1]
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     root = tmp_path_factory.mktemp("outputs")
-    truth = make_clip(root / "cam.mp4", n_frames=N_FRAMES, size=SIZE, gop=GOP, bframes=3, open_gop=True,
-                      creation_time="2024-05-01T12:00:00Z")
+    truth = make_clip(
+        root / "cam.mp4",
+        n_frames=N_FRAMES,
+        size=SIZE,
+        gop=GOP,
+        bframes=3,
+        open_gop=True,
+        creation_time="2024-05-01T12:00:00Z",
+    )
     index = index_video(truth.path)
     frames = [f.array for f in iter_segment(truth.path, index, plan_segments(index, 1)[0])]
     return truth, index, np.stack(frames)
@@ -62,9 +69,23 @@ def test_select_script_cuts_the_video_to_the_kept_frames(clip, tmp_path):
     paths = kept_timestamps(index, KEPT, tmp_path / "kept.csv")
     out = tmp_path / "kept.mkv"
     run = subprocess.run(
-        ["ffmpeg", "-v", "error", "-nostdin", "-i", str(truth.path), "-filter_script:v", str(paths["select"]),
-         "-an", "-c:v", "ffv1", str(out)],
-        capture_output=True, text=True, timeout=120,
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-nostdin",
+            "-i",
+            str(truth.path),
+            "-filter_script:v",
+            str(paths["select"]),
+            "-an",
+            "-c:v",
+            "ffv1",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode == 0, run.stderr
     cut = index_video(out)

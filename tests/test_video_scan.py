@@ -18,8 +18,8 @@ from video_clips import GOP, N_FRAMES, SIZE, damage_packet, first_p_frame, good_
 
 import framediff  # noqa: E402
 from framediff.discover import discover  # noqa: E402
-from framediff.report import sidecar_path  # noqa: E402
 from framediff.errors import FramediffError  # noqa: E402
+from framediff.report import sidecar_path  # noqa: E402
 from framediff.synthetic_video import make_clip  # noqa: E402
 from framediff.video import index_video  # noqa: E402
 from framediff.video_inputs import count_inputs  # noqa: E402
@@ -40,7 +40,9 @@ def _scan(source, **kw):
 
 def _rows(df) -> list:
     """A report's rows as plain values (NaN as None), for exact comparison."""
-    return [tuple(None if isinstance(v, float) and np.isnan(v) else v for v in row) for row in df.itertuples(index=False)]
+    return [
+        tuple(None if isinstance(v, float) and np.isnan(v) else v for v in row) for row in df.itertuples(index=False)
+    ]
 
 
 @pytest.mark.parametrize("name", ["closed.mp4", "open_gop.mp4", "open_gop.mkv", "vfr.mkv", "stamped.mp4"])
@@ -79,7 +81,12 @@ def test_report_is_the_same_for_every_segmentation_and_scheduler(clips, name):
     path = str(clips[name].path)
     reports = [
         _rows(_scan(path, chunk_size=size, scheduler=scheduler, workers=workers, thresholds=CUTS))
-        for size, scheduler, workers in ((1000, "synchronous", 1), (GOP, "threads", 2), (40, "threads", 3), (1, "synchronous", 1))
+        for size, scheduler, workers in (
+            (1000, "synchronous", 1),
+            (GOP, "threads", 2),
+            (40, "threads", 3),
+            (1, "synchronous", 1),
+        )
     ]
     assert all(r == reports[0] for r in reports[1:])
     assert len(reports[0]) == N_FRAMES - 1
@@ -101,7 +108,11 @@ def test_videos_and_images_are_sequences_of_their_own(clips, tmp_path):
     assert (df.path_a.map(source) == df.path_b.map(source)).all()
     assert df[df.path_b.str.endswith(".png")]["frame"].isna().all()
     assert df[df.path_b.str.endswith(".png")]["time_b"].isna().all()
-    assert df.path_b.map(source).value_counts().to_dict() == {"closed.mp4": N_FRAMES - 1, "vfr.mkv": N_FRAMES - 1, "images": 2}
+    assert df.path_b.map(source).value_counts().to_dict() == {
+        "closed.mp4": N_FRAMES - 1,
+        "vfr.mkv": N_FRAMES - 1,
+        "images": 2,
+    }
     # What the command line's progress display expects, from the files alone.
     assert count_inputs(discover(str(folder)).paths) == df.attrs["summary"]["inputs"] == 2 * N_FRAMES + 3
 
@@ -158,8 +169,9 @@ def test_keyframes_restart_in_each_video(clips, tmp_path):
 
 def test_background_learns_each_video_afresh(clips, tmp_path):
     masks = tmp_path / "masks"
-    df = _scan([str(clips["closed.mp4"].path), str(clips["vfr.mkv"].path)], mode="background", chunk_size=40,
-               masks=str(masks))
+    df = _scan(
+        [str(clips["closed.mp4"].path), str(clips["vfr.mkv"].path)], mode="background", chunk_size=40, masks=str(masks)
+    )
     assert len(df) == 2 * N_FRAMES
     # One mask per measured frame, named after its video and frame.
     measured = df[df.foreground_fraction.notna()]
@@ -215,7 +227,11 @@ def test_hostile_videos_are_rows(clips, tmp_path):
     errors = df[df.status == "error"]
     by_file = {p: k for p, k in zip(errors.path_b, errors.error_kind) if "#" not in p}
     assert by_file == {
-        "empty.mp4": "empty", "cut.mp4": "truncated", "cut.mkv": "truncated", "voice.m4a": "no-video", "alien.mkv": "unsupported"
+        "empty.mp4": "empty",
+        "cut.mp4": "truncated",
+        "cut.mkv": "truncated",
+        "voice.m4a": "no-video",
+        "alien.mkv": "unsupported",
     }
     # A Matroska file cut short keeps the frames before the cut: compared, then one row for the file.
     cut = df[df.path_b.str.startswith("cut.mkv")]
@@ -235,9 +251,21 @@ def test_command_line_scans_a_video_with_exit_code_and_one_line_errors(clips, tm
     (tmp_path / "empty.mp4").write_bytes(b"")
     report = tmp_path / "r.csv"
     run = subprocess.run(
-        [str(Path(sys.executable).with_name("framediff")), "scan", str(clips["closed.mp4"].path), str(tmp_path / "empty.mp4"),
-         "-o", str(report), "--threshold", "l1_per_pixel=25", "--workers", "2"],
-        capture_output=True, text=True, timeout=120,
+        [
+            str(Path(sys.executable).with_name("framediff")),
+            "scan",
+            str(clips["closed.mp4"].path),
+            str(tmp_path / "empty.mp4"),
+            "-o",
+            str(report),
+            "--threshold",
+            "l1_per_pixel=25",
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode == 1, run.stderr
     assert "Traceback" not in run.stderr
@@ -280,8 +308,12 @@ def test_every_mode_is_the_same_on_processes_and_a_local_cluster(clips, mode):
     kw = dict(mode=mode, thresholds=CUTS if mode != "background" else None)
     expected = _rows(_scan(path, chunk_size=1000, scheduler="synchronous", workers=1, **kw))
     assert _rows(_scan(path, chunk_size=GOP, scheduler="processes", workers=2, **kw)) == expected
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         assert _rows(_scan(path, chunk_size=GOP, scheduler=client, **kw)) == expected
 
 

@@ -107,7 +107,11 @@ class Background(Mode):
 
     def dump_state(self, state):
         fields = dataclasses.asdict(state)
-        arrays = {k: K.to_numpy(v) for k, v in fields.items() if v is not None and not np.isscalar(v) and not isinstance(v, str)}
+        arrays = {
+            k: K.to_numpy(v)
+            for k, v in fields.items()
+            if v is not None and not np.isscalar(v) and not isinstance(v, str)
+        }
         return {k: v for k, v in fields.items() if k not in arrays}, arrays
 
     def load_state(self, fields, arrays, inputs, spec, device):

@@ -210,4 +210,3 @@ class Mode:
     def load_state(self, fields: dict, arrays: dict, inputs: Inputs, spec, device: str):
         """The chain state rebuilt from :meth:`dump_state`'s record."""
         return None
-

@@ -116,7 +116,10 @@ def consecutive_inner(chunk: Chunk, spec: ScanSpec, device: str) -> Inner:
         prev = i
     frames.prepare()
     measure_planned(frames, planned, spec, rows, notes)
-    keep = (lambda i: None if i is None else frames.keep(i))
+
+    def keep(i):
+        return None if i is None else frames.keep(i)
+
     return Inner(rows.table(), keep(first), keep(prev))
 
 

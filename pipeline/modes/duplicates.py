@@ -41,8 +41,8 @@ from ..measure import error_row
 from ..plan import Chunk, frame_ranges
 from ..report import csv_safe, format_for, sidecar_path
 from ..rows import RowBuffer
-from ..video_inputs import VideoFrameRef
 from ..thumbnails import SignatureParams, Signatures, signatures_of
+from ..video_inputs import VideoFrameRef
 from .base import Inputs, Mode
 from .pairs import Pairs
 

@@ -83,7 +83,10 @@ class Keyframes(Mode):
         """Compare each frame with the last kept one, in order; return (rows, new state)."""
         frames, repeats = prepared
         stage = DecisionStage(
-            sensitivity=spec.sensitivity, thresholds=spec.thresholds.as_dict(), sequence=False, registered=spec.options.align
+            sensitivity=spec.sensitivity,
+            thresholds=spec.thresholds.as_dict(),
+            sequence=False,
+            registered=spec.options.align,
         )
         if state is not None:
             stage.restore_window(state.window)
