@@ -137,3 +137,12 @@ def block_mean(image, factor, out):
                 acc[ox] += total
         for ox in range(ow):
             out[oy, ox] = acc[ox] * scale
+
+
+@numba.njit(nogil=True, cache=True)
+def apply_lut_2d(image, lut, out):
+    """``out[i, j] = lut[image[i, j]]`` for a 2-D (possibly strided) uint8 image."""
+    height, width = out.shape
+    for i in range(height):
+        for j in range(width):
+            out[i, j] = lut[image[i, j]]

@@ -17,6 +17,7 @@ __all__ = [
     "DEVICES",
     "BackendError",
     "array_namespace",
+    "fused_kernels",
     "gpu_available",
     "is_cupy",
     "resolve_device",
@@ -123,3 +124,19 @@ def to_numpy(array):
     if is_cupy(array):
         return array.get()  # synchronize
     return np.asarray(array)
+
+
+#: Elements below which the NumPy path runs instead of the compiled kernels: numba's
+#: import and first call (type inference, cache load) cost about 0.4 s, more than they
+#: save on a few small frames. Both paths give the same values (tests check each).
+FUSED_FROM = 1 << 18
+
+
+def fused_kernels(size: int):
+    """The compiled CPU kernels (:mod:`framediff.kernels._cpu_fused`) for work on ``size``
+    elements, or None where the NumPy path is the faster start."""
+    if size < FUSED_FROM:
+        return None
+    from . import _cpu_fused  # numba: imported on the first large frame only
+
+    return _cpu_fused

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from ._cpu_background import sample_matches
 from .backend import array_namespace
 from .color import drop_alpha
 from .filters import gaussian_blur, median_filter
@@ -432,6 +431,8 @@ def _judge_cpu(x, samples, count, limit, scale):
     n, c, h, w = samples.shape
     matches = np.empty(h * w, np.int32)
     nearest = np.empty(h * w, np.float32)
+    from ._cpu_background import sample_matches  # numba, imported by the first background scan
+
     sample_matches(
         np.ascontiguousarray(x.reshape(c, h * w)),
         samples.reshape(n, c, h * w),

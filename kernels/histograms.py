@@ -16,8 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._bins import bin_lookup as _bin_lookup
-from ._cpu_fused import histogram_lut, histogram_u8_256
-from .backend import array_namespace, is_cupy
+from .backend import array_namespace, fused_kernels, is_cupy
 
 __all__ = [
     "HIST_DISTANCES",
@@ -108,12 +107,13 @@ def histograms(images, bins: int = 256, value_range=None, *, xp=None):
         raise ValueError(f"histogram range must have high > low, got ({lo}, {hi})")
     flat = batch.reshape(batch.shape[0], -1)
     integer = np.issubdtype(np.dtype(str(batch.dtype)), np.integer) and batch.dtype.itemsize <= 2
-    if integer and not is_cupy(flat):
+    fused = fused_kernels(flat.size) if integer and not is_cupy(flat) else None
+    if fused is not None:
         out = np.empty((flat.shape[0], bins), np.int64)
         if batch.dtype == np.uint8 and bins == 256 and (lo, hi) == (0.0, 256.0):
-            histogram_u8_256(np.ascontiguousarray(flat), out)  # the default scan: bin = value
+            fused.histogram_u8_256(np.ascontiguousarray(flat), out)  # the default scan: bin = value
         else:
-            histogram_lut(np.ascontiguousarray(flat), _bin_lookup(batch.dtype, bins, lo, hi), bins, out)
+            fused.histogram_lut(np.ascontiguousarray(flat), _bin_lookup(batch.dtype, bins, lo, hi), bins, out)
     elif is_cupy(flat) and integer and batch.dtype.kind == "u":
         from ._gpu_fused import histograms as gpu_histograms
 

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from .backend import array_namespace, is_cupy
 
 __all__ = ["apply_lut"]
-
-
-@numba.njit(nogil=True, cache=True)
-def _apply_lut_2d(image, lut, out):
-    height, width = out.shape
-    for i in range(height):
-        for j in range(width):
-            out[i, j] = lut[image[i, j]]
 
 
 def apply_lut(image, lut, *, out=None, xp=None):
@@ -53,5 +44,7 @@ def apply_lut(image, lut, *, out=None, xp=None):
     if is_cupy(image):
         xp.take(xp.asarray(lut), image, out=out)
     else:
-        _apply_lut_2d(image, lut, out)
+        from . import _cpu_fused  # numba, imported when video is decoded
+
+        _cpu_fused.apply_lut_2d(image, lut, out)
     return out

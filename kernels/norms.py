@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 
-from ._cpu_fused import pair_norms_int
-from .backend import array_namespace, is_cupy
+from .backend import array_namespace, fused_kernels, is_cupy
 from .normalize import natural_data_range
 
 __all__ = ["NORM_NAMES", "difference_norms", "finish_norms", "pair_difference_norms"]
@@ -32,10 +31,10 @@ def _integer_frames(frames) -> bool:
     return np.issubdtype(dt, np.integer) and dt.itemsize <= 2
 
 
-def _accumulate_cpu_int(frames_a, first, frames_b, second, tol):
+def _accumulate_cpu_int(fused, frames_a, first, frames_b, second, tol):
     acc = np.empty((len(first), 5), np.int64)
     tol_int = math.floor(tol) if tol >= 0 else -1  # |d| > tol  <=>  |d| > floor(tol) for integers
-    pair_norms_int(
+    fused.pair_norms_int(
         np.ascontiguousarray(frames_a.reshape(frames_a.shape[0], -1)),
         np.asarray(first, np.intp),
         np.ascontiguousarray(frames_b.reshape(frames_b.shape[0], -1)),
@@ -103,8 +102,8 @@ def pair_difference_norms(
         from ._gpu_fused import pair_norms
 
         sums = pair_norms(frames_a, frames_b, tol, first=np.asarray(first, np.intp), second=np.asarray(second, np.intp))
-    elif _integer_frames(frames_a):
-        sums = _accumulate_cpu_int(frames_a, first, frames_b, second, tol)
+    elif _integer_frames(frames_a) and (fused := fused_kernels(len(first) * frames_a[0].size)) is not None:
+        sums = _accumulate_cpu_int(fused, frames_a, first, frames_b, second, tol)
     else:
         first, second = np.asarray(first, np.intp), np.asarray(second, np.intp)
         sums = _accumulate_xp(frames_a[first], frames_b[second], tol, xp)

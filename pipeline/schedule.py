@@ -22,6 +22,9 @@ from contextlib import contextmanager
 import dask
 import pyarrow as pa
 from dask import delayed
+from dask.local import get_sync
+from dask.multiprocessing import get as multiprocessing_get
+from dask.threaded import get as threaded_get
 
 from .chunk_task import run_chunk
 from .cluster import check_address, open_cluster
@@ -135,9 +138,12 @@ class _LocalRunner:
         return delayed(fn)(*args)
 
     def gather(self, tasks) -> list:
-        if self.scheduler == "synchronous":
-            return list(dask.compute(*tasks, scheduler="synchronous"))
-        return list(dask.compute(*tasks, scheduler=self.scheduler, pool=self.pool))
+        # The scheduler's own get function: a name would make dask import distributed
+        # (a fifth of a small scan's time) only to find that no client is running.
+        if self.scheduler == "synchronous" or (self.scheduler == "threads" and len(tasks) == 1):
+            return list(dask.compute(*tasks, scheduler=get_sync))  # one task: no thread to hand it to
+        get = threaded_get if self.scheduler == "threads" else multiprocessing_get
+        return list(dask.compute(*tasks, scheduler=get, pool=self.pool))
 
     def shared(self, fn, *args):
         (value,) = self.gather([self.submit(fn, *args)])

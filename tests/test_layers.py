@@ -35,8 +35,9 @@ KERNEL_FORBIDDEN = (
     "tempfile",
     "matplotlib",
 )
-#: Own modules that may only be imported lazily: they import CuPy when imported.
-LAZY_OK = {"framediff.kernels._gpu_fused"}
+#: Own modules that may only be imported lazily: they import CuPy, or numba (whose import
+#: and first call would cost a small scan 0.4 s), when imported.
+LAZY_OK = {"framediff.kernels._gpu_fused", "framediff.kernels._cpu_fused", "framediff.kernels._cpu_background"}
 
 
 def _modules() -> dict[str, Path]:
@@ -71,9 +72,10 @@ def _imports(name: str, path: Path):
                 module = ".".join(base + ([node.module] if node.module else []))
             else:
                 module = node.module or ""
-            targets = [module]
             # 'from . import x' / 'from framediff import kernels': x may be a module.
-            targets += [f"{module}.{a.name}" for a in node.names if f"{module}.{a.name}" in MODULES]
+            submodules = [f"{module}.{a.name}" for a in node.names if f"{module}.{a.name}" in MODULES]
+            # 'from . import x' inside a package needs x, not the package (which is running).
+            targets = submodules if node.level and not node.module and submodules else [module, *submodules]
             for target in targets:
                 yield target, id(node) in top_level
 
