@@ -6,6 +6,7 @@ import datetime
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 from PIL import Image
 
 import framediff
@@ -21,6 +22,7 @@ def _photo(path, seed, when: str):
     image.save(path, quality=90, exif=exif)
 
 
+@pytest.mark.slow
 def test_exif_order_and_capture_times_reach_the_report_and_its_plots(tmp_path):
     frames = tmp_path / "frames"
     frames.mkdir()

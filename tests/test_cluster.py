@@ -199,6 +199,7 @@ def test_conflicting_options_are_one_clear_error(argv, message):
 # -- joining a running scheduler --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_join_scheduler_and_worker_through_scheduler_file(tmp_path):
     scheduler_file = tmp_path / "scheduler.json"
     logs = (tmp_path / "scheduler.log").open("w"), (tmp_path / "worker.log").open("w")
@@ -220,6 +221,7 @@ def test_join_scheduler_and_worker_through_scheduler_file(tmp_path):
             log.close()
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_is_one_clear_error():
     address = f"tcp://127.0.0.1:{_closed_port()}"
     started = time.perf_counter()
@@ -296,6 +298,7 @@ def _tls_files(directory: Path):
     return tuple(str(p) for p in paths)
 
 
+@pytest.mark.slow
 def test_tls_local_cluster_and_client(tmp_path):
     ca, cert, key = _tls_files(tmp_path)
     tls = ["--tls-ca-file", ca, "--tls-cert", cert, "--tls-key", key]
@@ -357,6 +360,7 @@ def cli():
     return main
 
 
+@pytest.mark.slow
 def test_framediff_scan_with_cluster_local_writes_the_same_report(cli, tmp_path):
     from scan_fixtures import drift_sequence
 

@@ -80,6 +80,7 @@ def _as_set(pairs):
     return {(int(a), int(b)) for a, b in pairs}
 
 
+@pytest.mark.slow
 def test_planted_groups_found_exactly_with_their_keepers(stable):
     index = _index(stable.paths)
     pairs = np.concatenate([index.search(), index.exact_pairs()])
@@ -113,6 +114,7 @@ def test_keep_rule_file_size_and_unknown_rule(stable):
         duplicate_groups(index.signatures, pairs, keep_rule="newest")
 
 
+@pytest.mark.slow
 def test_index_search_equals_brute_force(everything):
     index = _index(everything)
     assert index.kind == "flat"
@@ -121,6 +123,7 @@ def test_index_search_equals_brute_force(everything):
     assert _as_set(index.search()) == truth
 
 
+@pytest.mark.slow
 def test_inverted_file_keeps_recall_of_brute_force(everything):
     index = _index(everything, ivf_from=100, nprobe=16)
     assert index.kind == "ivf"
@@ -130,6 +133,7 @@ def test_inverted_file_keeps_recall_of_brute_force(everything):
     assert len(found & truth) >= 0.99 * len(truth)
 
 
+@pytest.mark.slow
 def test_incremental_update_equals_from_scratch(everything, tmp_path):
     scratch = _index(everything)
     expected_near, expected_exact = _as_set(scratch.search()), _as_set(scratch.exact_pairs())

@@ -21,7 +21,10 @@ def inputs(tmp_path_factory):
 
 @pytest.mark.parametrize(
     ("name", "kind", "kwargs"),
-    [pytest.param(*case, marks=pytest.mark.slow if case[0] == "hostile-pairs" else ()) for case in CASES],
+    [
+        pytest.param(*case, marks=pytest.mark.slow if case[0] in ("hostile-pairs", "demo-pairs") else ())
+        for case in CASES
+    ],
     ids=[case[0] for case in CASES],
 )
 def test_scan_reproduces_the_pinned_report(inputs, name, kind, kwargs):

@@ -204,6 +204,7 @@ def _table(n: int, *, path_b=None, errors_every: int = 0) -> pa.Table:
     ).replace_schema_metadata({b"framediff": json.dumps(meta).encode()})
 
 
+@pytest.mark.slow
 def test_a_million_rows_render_fast_and_small(tmp_path):
     pq.write_table(_table(1_000_000, errors_every=50_000), tmp_path / "big.parquet")
     started = time.perf_counter()

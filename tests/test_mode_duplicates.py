@@ -126,6 +126,7 @@ def test_images_of_different_sizes_match_after_the_shape_policy(tmp_path):
     assert matched.status.tolist() == ["ok"] and not matched.changed.iloc[0]
 
 
+@pytest.mark.slow
 def test_equals_brute_force_pairs_mode(tmp_path):
     _brute_force_equality(tmp_path, n_originals=12)
 

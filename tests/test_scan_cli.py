@@ -292,6 +292,7 @@ def test_framediff_scan_in_a_real_process(frames_dir, tmp_path):
     assert (tmp_path / "out" / "report.csv.events.csv").exists()
 
 
+@pytest.mark.slow
 def test_framediff_demo_finds_every_known_event(tmp_path):
     result = _run(["demo", tmp_path / "demo", "--frames", "40", "--workers", "2"], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -125,6 +125,7 @@ def cluster():
         yield local
 
 
+@pytest.mark.slow
 def test_distributed_client_gives_the_same_report(root, baseline, cluster):
     from distributed import Client
 

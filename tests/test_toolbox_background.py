@@ -308,6 +308,7 @@ def test_samples_shadow_is_background_unless_the_test_is_off():
     assert with_test[31] < 0.05 * visible
 
 
+@pytest.mark.slow
 def test_samples_absorb_slow_lighting_and_learn_a_flickering_background():
     frames, _ = _colour_video(square=False, n_frames=150)
     ramp = np.linspace(0.0, 40.0, 150)[:, None, None, None]  # +40 grey levels over 150 frames

@@ -662,6 +662,7 @@ def test_background_options_reach_the_model(background_video, tmp_path, capsys):
     assert summary["options"]["k"] == 3.0 and summary["options"]["learning_rate"] == 0.2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheduler", ["threads", "synchronous"])
 @pytest.mark.parametrize("chunk_size", [1, 7, 64])
 def test_background_is_independent_of_chunks_and_scheduler(chunk_size, scheduler, background_video, tmp_path):
@@ -775,6 +776,7 @@ def _kinds(rows):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk_size", [1, 2, 64])
 def test_scan_change_kinds(chunk_size, kinds_folder, tmp_path, capsys):
     code, table, _err = _cli_scan(capsys, tmp_path, kinds_folder, "--chunk-size", str(chunk_size))
@@ -858,6 +860,7 @@ def test_scan_rows_equal_compare(combo, colour_sequence):
     assert assert_scan_equals_compare(df, colour_sequence, opts) == 6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["reference", "pairs", "keyframes"])
 def test_scan_modes_equal_compare(mode, colour_sequence):
     kw = dict(COMBOS["meanstd-color-align"])

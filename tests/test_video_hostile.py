@@ -127,6 +127,7 @@ def test_damaged_packet_marks_its_span_and_decoding_resumes(clips, tmp_path, con
     assert runs[0] == runs[1]
 
 
+@pytest.mark.slow
 def test_stalled_read_times_out(clips, tmp_path):
     """A FIFO nobody writes to blocks FFmpeg's open: index and decode give up in time."""
     _, good, _ = clips

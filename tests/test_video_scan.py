@@ -57,6 +57,7 @@ def test_consecutive_changes_exactly_at_the_cuts(clips, name):
     assert df.attrs["summary"]["videos"] == 1 and df.attrs["summary"]["inputs"] == N_FRAMES
 
 
+@pytest.mark.slow
 def test_vfr_times_and_pts_are_the_containers(clips):
     truth = clips["vfr.mkv"]
     df = _scan(str(truth.path))
@@ -67,6 +68,7 @@ def test_vfr_times_and_pts_are_the_containers(clips):
     assert df.pts.tolist() == [int(p) for p in index_video(truth.path).pts[1:]]
 
 
+@pytest.mark.slow
 def test_creation_time_gives_wall_clock(clips):
     df = _scan(str(clips["stamped.mp4"].path))
     start = pd.Timestamp("2024-05-01T12:00:00Z").timestamp()
@@ -74,6 +76,7 @@ def test_creation_time_gives_wall_clock(clips):
     assert df.time_b.iloc[-1] == pytest.approx(start + (N_FRAMES - 1) / 25, abs=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["open_gop.mp4", "vfr.mkv", "mpeg2.ts"])
 def test_report_is_the_same_for_every_segmentation_and_scheduler(clips, name):
     """Chunks of one segment per keyframe interval, a few, or the whole video; threads
@@ -92,6 +95,7 @@ def test_report_is_the_same_for_every_segmentation_and_scheduler(clips, name):
     assert len(reports[0]) == N_FRAMES - 1
 
 
+@pytest.mark.slow
 def test_videos_and_images_are_sequences_of_their_own(clips, tmp_path):
     import imageio.v3 as iio
 
@@ -126,6 +130,7 @@ def test_image_only_report_has_no_video_columns(tmp_path):
     assert not {"frame", "pts", "time_b"} & set(df.columns)
 
 
+@pytest.mark.slow
 def test_reference_is_a_frame_of_the_video_or_an_image(clips, tmp_path):
     import imageio.v3 as iio
 
@@ -161,12 +166,14 @@ def test_keyframes_keep_each_shot_and_write_frames_and_times(clips, tmp_path):
     assert df.attrs["summary"]["video_outputs"]["extracted"] == len(kept)
 
 
+@pytest.mark.slow
 def test_keyframes_restart_in_each_video(clips, tmp_path):
     df = _scan([str(clips["closed.mp4"].path), str(clips["vfr.mkv"].path)], mode="keyframes", thresholds=CUTS)
     firsts = df[df.note == "first frame: kept"]
     assert firsts.path_b.tolist() == ["closed.mp4#frame=0", "vfr.mkv#frame=0"]
 
 
+@pytest.mark.slow
 def test_background_learns_each_video_afresh(clips, tmp_path):
     masks = tmp_path / "masks"
     df = _scan(
@@ -183,6 +190,7 @@ def test_background_learns_each_video_afresh(clips, tmp_path):
     assert (df.status == "ok").all()
 
 
+@pytest.mark.slow
 def test_pairs_within_and_across_videos(tmp_path):
     a = make_clip(tmp_path / "a.mp4", n_frames=40, size=SIZE, gop=10, seed=3).path
     b = make_clip(tmp_path / "b.mkv", n_frames=40, size=SIZE, gop=10, bframes=3, open_gop=True, seed=4).path
@@ -317,6 +325,7 @@ def test_every_mode_is_the_same_on_processes_and_a_local_cluster(clips, mode):
         assert _rows(_scan(path, chunk_size=GOP, scheduler=client, **kw)) == expected
 
 
+@pytest.mark.slow
 def test_file_timeout_turns_a_stalled_video_into_a_row(clips, tmp_path):
     """A FIFO named like a video that nobody writes to: --file-timeout gives up on it and
     the other video is scanned as usual."""
@@ -354,6 +363,7 @@ def test_events_carry_start_and_end_times(clips, tmp_path):
     assert table.end_time.tolist() == pytest.approx([times[e["last_index"]] for e in events], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_html_report_shows_thumbnails_of_video_frames(clips, tmp_path):
     report, page = tmp_path / "r.parquet", tmp_path / "r.html"
     _scan(str(clips["closed.mp4"].path), thresholds=CUTS, output=str(report), html=str(page))
@@ -362,6 +372,7 @@ def test_html_report_shows_thumbnails_of_video_frames(clips, tmp_path):
     assert "cannot read" not in text and "closed.mp4#frame=42" in text
 
 
+@pytest.mark.slow
 def test_a_listing_and_a_glob_name_videos_too(clips, tmp_path):
     import imageio.v3 as iio
 
@@ -375,6 +386,7 @@ def test_a_listing_and_a_glob_name_videos_too(clips, tmp_path):
     assert set(globbed.path_b.str.split("#").str[0]) == {"open_gop.mkv", "vfr.mkv"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["open_gop.mp4", "vfr.mkv"])
 def test_standalone_chunks_decode_the_frame_before_and_agree_with_the_chain(clips, name):
     """The route a cluster takes: each chunk alone, decoding the frame before its first
