@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/eval_accuracy.py ROOT [--decisions today|stage|both] [--limit N]
+    python scripts/eval_accuracy.py ROOT [--decisions today|stage|both] [--sets cuts,neardup,webcam,synthetic]
 
 ROOT holds (any part may be missing):
 
@@ -17,10 +17,11 @@ ROOT holds (any part may be missing):
     a fixed camera, files named so that natural order is capture order.
 
 It drives framediff through ``framediff.scan(...)`` (consecutive and keyframes mode,
-defaults). ``today`` scores the rows as framediff writes them now; ``stage`` applies
+defaults). ``today`` scores the rows as framediff writes them (the scan runs the decision
+stage itself: these are the figures that count); ``stage`` re-applies
 :class:`framediff.decide.DecisionStage` to the same rows, with the per-pair features
-recomputed from the files (``framediff.decide.pair_features``), as the task will once the
-stage is wired into the write path. Next to them: PySceneDetect ``detect-content`` and
+recomputed from the files (``framediff.decide.pair_features``), a cross-check of the
+stage on its own. Next to them: PySceneDetect ``detect-content`` and
 ``detect-adaptive`` on the same frame files, and their speed.
 
 Printed per set and pooled: cut and transition precision / recall / F1 (+-1 frame),
