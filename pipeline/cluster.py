@@ -31,7 +31,6 @@ job of several ``--processes`` has ended.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import re
@@ -595,6 +594,8 @@ def _connect(s: ClusterSettings, security, *, address=None, scheduler_file=None)
     else:
         target = f"the Dask scheduler at {address}"
         connect = dict(address=address)
+    import asyncio  # only when joining a cluster: a local scan does not pay for it
+
     try:
         client = Client(**connect, security=security, timeout=timeout)
     except (OSError, asyncio.TimeoutError) as exc:

@@ -14,16 +14,19 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
 
 from .errors import FramediffError
 from .html_reduce import Series, scan_numbers
 from .metrics import ALL_METRICS, CHANNELS
 from .modes import MODES
 from .report import legacy_sidecar_path, sidecar_path
+
+if TYPE_CHECKING:  # pyarrow.dataset imports pandas: a fifth of a second a scan without --html never needs
+    import pyarrow.dataset as pads
 
 __all__ = [
     "TIME_LABEL",
@@ -82,6 +85,8 @@ def open_report(path: Path) -> tuple[pads.Dataset, str]:
         parts, fmt = _part_files(path)
     else:
         parts, fmt = [path], "csv" if path.suffix.lower() == ".csv" else "parquet"
+    import pyarrow.dataset as pads
+
     try:
         file_format = _csv_format(parts[0]) if fmt == "csv" else "parquet"
         dataset = pads.dataset([os.fspath(p) for p in parts], format=file_format)
@@ -123,6 +128,8 @@ def _csv_format(first_file: Path) -> pads.CsvFileFormat:
             types[name] = pa.int64()
         elif name in floats:
             types[name] = pa.float64()
+    import pyarrow.dataset as pads
+
     return pads.CsvFileFormat(convert_options=pacsv.ConvertOptions(column_types=types))
 
 

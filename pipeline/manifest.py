@@ -143,7 +143,9 @@ class RunFolder:
         self._save()
 
     def read(self, number: int) -> pa.Table:
-        return pq.read_table(self.path / self.completed[number]["file"])
+        # ParquetFile, not read_table: one known file needs no dataset layer (nor its pandas import).
+        with pq.ParquetFile(self.path / self.completed[number]["file"]) as part:
+            return part.read()
 
     def resumable_prefix(self) -> int:
         """The number of leading chunks already complete (chain modes restart after it)."""

@@ -18,13 +18,9 @@ import itertools
 import multiprocessing
 import os
 from contextlib import contextmanager
+from typing import NamedTuple
 
-import dask
 import pyarrow as pa
-from dask import delayed
-from dask.local import get_sync
-from dask.multiprocessing import get as multiprocessing_get
-from dask.threaded import get as threaded_get
 
 from .chunk_task import run_chunk
 from .cluster import check_address, open_cluster
@@ -113,6 +109,31 @@ def _run_chain(runner, chunks, spec, device, window, state, on_table):
             on_table(chunk, table, state)
 
 
+class _Call(NamedTuple):
+    """A task not run yet: ``fn(*args)``, where an argument may be another call."""
+
+    fn: object
+    args: tuple
+
+
+def _run_here(call: _Call, done: dict):
+    """Run a call and the calls it takes, each once, in this thread."""
+    if id(call) not in done:
+        args = [_run_here(a, done) if isinstance(a, _Call) else a for a in call.args]
+        done[id(call)] = call.fn(*args)
+    return done[id(call)]
+
+
+def _as_delayed(call: _Call, made: dict):
+    """The same graph as dask delayed objects (a call shared by two tasks stays one task)."""
+    if id(call) not in made:
+        from dask import delayed
+
+        args = [_as_delayed(a, made) if isinstance(a, _Call) else a for a in call.args]
+        made[id(call)] = delayed(call.fn)(*args)
+    return made[id(call)]
+
+
 class _LocalRunner:
     """Dask's local schedulers over one worker pool kept for the whole run."""
 
@@ -135,15 +156,22 @@ class _LocalRunner:
             yield cls(scheduler, None)
 
     def submit(self, fn, *args):
-        return delayed(fn)(*args)
+        return _Call(fn, args)
 
     def gather(self, tasks) -> list:
-        # The scheduler's own get function: a name would make dask import distributed
-        # (a fifth of a small scan's time) only to find that no client is running.
         if self.scheduler == "synchronous" or (self.scheduler == "threads" and len(tasks) == 1):
-            return list(dask.compute(*tasks, scheduler=get_sync))  # one task: no thread to hand it to
+            # In this thread, without dask: a small scan (one chunk) does not pay for it.
+            done = {}
+            return [_run_here(task, done) for task in tasks]
+        import dask
+        from dask.multiprocessing import get as multiprocessing_get
+        from dask.threaded import get as threaded_get
+
+        # The scheduler's own get function: a name would make dask import distributed
+        # only to find that no client is running.
         get = threaded_get if self.scheduler == "threads" else multiprocessing_get
-        return list(dask.compute(*tasks, scheduler=get, pool=self.pool))
+        made = {}
+        return list(dask.compute(*(_as_delayed(task, made) for task in tasks), scheduler=get, pool=self.pool))
 
     def shared(self, fn, *args):
         (value,) = self.gather([self.submit(fn, *args)])

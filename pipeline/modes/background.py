@@ -8,7 +8,6 @@ import os
 from collections import Counter
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 import pyarrow as pa
 
@@ -176,4 +175,6 @@ def _write_mask(mask_dir, name: str, mask: np.ndarray) -> None:
         target = root / Path(name).name
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target, suffix=".png") as tmp:
+        import imageio.v3 as iio  # only with masks=: a scan without them does not pay for it
+
         iio.imwrite(tmp, mask.astype(np.uint8) * 255, extension=".png")
