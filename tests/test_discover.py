@@ -214,6 +214,7 @@ def deep_tree(tmp_path):
     _remove_deep_tree(base, 1200)
 
 
+@pytest.mark.slow
 def test_recursive_walk_of_1200_nested_folders(tmp_path, deep_tree):
     deepest = deep_tree
     write_png(os.path.join(deepest, "z.png"), textured(8, 8))

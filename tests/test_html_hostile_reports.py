@@ -38,6 +38,7 @@ def _base(n=6, **extra):
     return columns
 
 
+@pytest.mark.slow
 def test_a_metric_named_like_mathtext_is_drawn_literally(tmp_path):
     name = r"$\frac{x$"
     _report(tmp_path / "r.parquet", _base(**{name: pa.array([0.5, 1.5, 2.0, 0.1, 0.0, 3.0])}), {"mode": "consecutive"})

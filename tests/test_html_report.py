@@ -132,6 +132,7 @@ def test_page_has_summary_plots_thumbnails_and_errors(page, scanned):
     assert "a change above the sequence's own noise floor (sensitivity 1)" in text  # no thresholds given
 
 
+@pytest.mark.slow
 def test_csv_partitioned_report_with_plots_dir(scanned, tmp_path):
     out = write_html_report(
         scanned / "csv" / "report.csv",

@@ -279,6 +279,7 @@ def test_a_batch_directive_that_starts_with_a_dash_is_a_value(capsys):
     assert code == 0 and "#SBATCH --constraint=skylake" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_compare_gives_up_a_hung_read(capsys, frames, tmp_path):
     fifo = tmp_path / "fifo.jpg"
     os.mkfifo(fifo)

@@ -100,6 +100,7 @@ def test_synchronous_scheduler_gives_the_same_report(root, baseline, chunk_size)
     assert_same_report(table, baseline["consecutive"])
 
 
+@pytest.mark.slow
 def test_process_pool_gives_the_same_report(root, baseline):
     for mode in ("consecutive", "keyframes"):
         table = scan(
@@ -138,6 +139,7 @@ def test_distributed_client_gives_the_same_report(root, baseline, cluster):
         assert client.status == "running"  # a Client we pass in is ours to close
 
 
+@pytest.mark.slow
 def test_distributed_scheduler_address_gives_the_same_report(root, baseline, cluster):
     address = cluster.scheduler_address
     assert address.startswith("tcp://")

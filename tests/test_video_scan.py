@@ -255,6 +255,7 @@ def test_hostile_videos_are_rows(clips, tmp_path):
     assert damaged.frame.max() == N_FRAMES - 1
 
 
+@pytest.mark.slow
 def test_command_line_scans_a_video_with_exit_code_and_one_line_errors(clips, tmp_path):
     (tmp_path / "empty.mp4").write_bytes(b"")
     report = tmp_path / "r.csv"
