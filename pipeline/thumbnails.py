@@ -23,7 +23,7 @@ from framediff.kernels.signatures import block_means, dct_hash, thumbnail
 
 from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_bytes, max_file_bytes, read_bytes
 
-__all__ = ["SignatureParams", "Signatures", "content_hash", "signatures_of"]
+__all__ = ["SignatureParams", "Signatures", "content_hash", "signatures_of", "signatures_of_frames"]
 
 #: Thumbnails are decoded at this scale where the format allows (JPEG DCT scaling).
 THUMB_SCALE = 1 / 8
@@ -210,6 +210,53 @@ def signatures_of(paths, *, params: SignatureParams = SignatureParams(), known=N
                 out.height[k], out.width[k] = out.height[twin], out.width[twin]
                 out.vectors[k], out.codes[k] = out.vectors[twin], out.codes[twin]
                 out.status[k], out.error[k] = out.status[twin], out.error[twin]
+    return out
+
+
+def signatures_of_frames(keys, frames, *, params: SignatureParams = SignatureParams(), xp=np) -> Signatures:
+    """Signatures of decoded frames (video frames): no file bytes, so no exact twins.
+
+    Parameters
+    ----------
+    keys : sequence of str
+        What each row is called in the index (``/abs/clip.mp4#frame=12``).
+    frames : sequence of (image, height, width) or DecodeError
+        The decoded gray frame (any size) with the frame's full size, or why it has none.
+    params : SignatureParams
+    xp : module
+        Array module the descriptors are computed with (results come back as NumPy).
+
+    Returns
+    -------
+    Signatures
+        One row per key; ``file_size`` -1, so a frame is only ever a near-duplicate,
+        confirmed by its pixels.
+    """
+    n = len(keys)
+    out = Signatures.empty(params)
+    out.paths = [str(k) for k in keys]
+    out.content = np.zeros(n, "V16")
+    out.file_size = np.full(n, -1, np.int64)
+    out.height = np.zeros(n, np.int64)
+    out.width = np.zeros(n, np.int64)
+    out.status = np.full(n, "ok", "U16")
+    out.error = [""] * n
+    out.decoded = np.zeros(n, bool)
+    out.vectors = np.zeros((n, params.dim), np.float32)
+    out.codes = np.zeros((n, params.hash_bits // 8), np.uint8)
+    thumbs, rows = [], []
+    for k, frame in enumerate(frames):
+        if isinstance(frame, DecodeError):
+            out.status[k], out.error[k] = frame.kind, frame.reason
+            continue
+        image, out.height[k], out.width[k] = frame
+        out.decoded[k] = True
+        thumbs.append(thumbnail(xp.asarray(image), side=params.side, xp=xp) / _data_range(image.dtype))
+        rows.append(k)
+    if thumbs:
+        stack = xp.stack(thumbs)
+        out.vectors[rows] = _host(block_means(stack, grid=params.grid, floor=params.min_contrast, xp=xp))
+        out.codes[rows] = _host(dct_hash(stack, bits=params.hash_bits, xp=xp))
     return out
 
 

@@ -407,3 +407,40 @@ def test_standalone_chunks_decode_the_frame_before_and_agree_with_the_chain(clip
     # Filled in by the driver (times) and by the report's decision stage (changed, kind).
     columns = [c for c in chain.columns if c not in ("frame", "pts", "time_b", "changed", "change_kind")]
     assert _rows(alone[columns]) == _rows(chain[columns])
+
+
+@pytest.mark.slow
+def test_duplicates_within_and_across_videos_and_against_a_still(clips, tmp_path):
+    """Duplicates mode over video frames: the same frame in a second copy of the clip and a
+    still saved from the clip are found, confirmed by pixels; an update finds them again."""
+    import shutil
+
+    from PIL import Image
+
+    from framediff.video_outputs import read_video_frame
+
+    clip = clips["closed.mp4"].path
+    copy = tmp_path / "copy.mp4"
+    shutil.copyfile(clip, copy)
+    Image.fromarray(read_video_frame(clip, 42)).save(tmp_path / "still.png")
+    report = tmp_path / "dups.parquet"
+    df = _scan([str(clip), str(copy), str(tmp_path / "still.png")], mode="duplicates", output=str(report))
+    assert (df.status == "ok").all() and len(df) > 0
+    groups = pd.read_parquet(sidecar_path(report, ".groups.parquet"))
+    group_of = dict(zip(groups.path.map(lambda p: Path(p).name), groups.group))
+    for k in (0, 17, 42, N_FRAMES - 1):
+        assert group_of[f"closed.mp4#frame={k}"] == group_of[f"copy.mp4#frame={k}"], k
+    assert group_of["still.png"] == group_of["closed.mp4#frame=42"]
+    # Frames of different shots are never one group.
+    cuts = clips["closed.mp4"].cuts
+    assert group_of["closed.mp4#frame=0"] != group_of[f"closed.mp4#frame={cuts[0]}"]
+    # A nightly update: a new still against the saved index, whose frames are found again in their videos.
+    Image.fromarray(read_video_frame(copy, 17)).save(tmp_path / "new.png")
+    later = tmp_path / "night2.parquet"
+    df = _scan(
+        str(tmp_path / "new.png"), mode="duplicates", output=str(later), update=True, index=str(report) + ".dupindex"
+    )
+    assert (df.status == "ok").all() and len(df) > 0
+    groups = pd.read_parquet(sidecar_path(later, ".groups.parquet"))
+    group_of = dict(zip(groups.path.map(lambda p: Path(p).name), groups.group))
+    assert group_of["new.png"] == group_of["closed.mp4#frame=17"] == group_of["copy.mp4#frame=17"]

@@ -24,6 +24,7 @@ earlier runs take part under the path they were indexed with.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import numbers
 import os
@@ -36,13 +37,16 @@ import pyarrow as pa
 
 from ..atomic import atomic_path
 from ..dupindex import DEFAULT_RADIUS, KEEP_RULES, MANIFEST, DuplicateIndex, confirmation_pairs, duplicate_groups
-from ..errors import FramediffError, ParameterError
+from ..errors import DecodeError, FramediffError, ParameterError
 from ..measure import error_row
 from ..plan import Chunk, frame_ranges
 from ..report import csv_safe, format_for, sidecar_path
 from ..rows import RowBuffer
-from ..thumbnails import SignatureParams, Signatures, signatures_of
+from ..thumbnails import SignatureParams, Signatures, signatures_of, signatures_of_frames
+from ..video import index_video
+from ..video_frames import VideoReader
 from ..video_inputs import VideoFrameRef
+from ..video_outputs import split_frame_name
 from .base import Inputs, Mode
 from .pairs import Pairs
 
@@ -90,7 +94,29 @@ class _SignaturePass(Mode):
 
     def run(self, chunk, spec, xp, shared=None):
         paths = [chunk.paths[i] for i in chunk.targets]
-        return signatures_of(paths, params=self.params, max_pixels=spec.options.max_pixels, xp=xp)
+        # Runs of image files and of video frames, each signed its own way, kept in order.
+        parts = []
+        for is_frame, run in itertools.groupby(paths, key=lambda p: isinstance(p, VideoFrameRef)):
+            run = list(run)
+            if is_frame:
+                parts.append(self._frames(run, chunk, spec, xp))
+            else:
+                parts.append(signatures_of(run, params=self.params, max_pixels=spec.options.max_pixels, xp=xp))
+        return Signatures.concat(parts) if len(parts) > 1 else parts[0]
+
+    def _frames(self, refs, chunk, spec, xp) -> Signatures:
+        """Signatures of video frames: decoded in order by one reader, gray."""
+        reader = VideoReader(spec.options.replace(color=False, gray="luma"), spec.file_timeout, chunk.paths)
+        frames = []
+        try:
+            for ref in refs:
+                try:
+                    frames.append((reader.read(ref), ref.index.height, ref.index.width))
+                except DecodeError as exc:
+                    frames.append(exc)
+        finally:
+            reader.close()
+        return signatures_of_frames([index_key(r) for r in refs], frames, params=self.params, xp=xp)
 
 
 def index_folder(request) -> Path | None:
@@ -130,18 +156,17 @@ class Duplicates(Pairs):
     # -- before the plan: signatures and candidates ---------------------------------
 
     def before_plan(self, inputs: Inputs, spec, request, run) -> Inputs:
-        if inputs.sequences:
-            video = next(p for p in inputs.paths if isinstance(p, VideoFrameRef))
-            raise ParameterError("mode", f": duplicates mode indexes image files, not video frames ({video.path})")
         folder = index_folder(request)
         index = self._open_index(folder, request)
-        paths = [_absolute(p) for p in inputs.paths]
+        paths = [index_key(p) for p in inputs.paths]
         indexed = set(index.signatures.paths)
         new = [k for k, p in enumerate(paths) if p not in indexed]
         started = time.perf_counter()
         parts = []
+        # Image files go to the signature pass by their absolute path, video frames as themselves.
+        given = [p if isinstance(p, VideoFrameRef) else key for p, key in zip(inputs.paths, paths)]
         chunks = (
-            Chunk(number, tuple(new[s:e]), {k: paths[k] for k in new[s:e]})
+            Chunk(number, tuple(new[s:e]), {k: given[k] for k in new[s:e]})
             for number, (s, e) in enumerate(frame_ranges(len(new), request.chunk_size))
         )
         run(chunks, _replace_mode(spec, _SignaturePass()), lambda chunk, part, state: parts.append(part))
@@ -171,7 +196,7 @@ class Duplicates(Pairs):
                 "search_seconds": round(search_seconds, 3),
             },
         )  # fmt: skip
-        return Inputs(tuple(names), tuple(s.paths), pairs=candidates, context=found)
+        return Inputs(tuple(names), _readable(s.paths, paths, given), pairs=candidates, context=found)
 
     @staticmethod
     def _open_index(folder: Path | None, request) -> DuplicateIndex:
@@ -251,9 +276,39 @@ def _replace_mode(spec, mode):
     return dataclasses.replace(spec, mode=mode)
 
 
-def _absolute(path: str) -> str:
-    """Local paths are indexed absolute, so a later update finds them from anywhere."""
-    return path if "://" in path else os.path.abspath(path)
+def index_key(path) -> str:
+    """What an input is called in the index: an absolute path (so a later update finds
+    it from anywhere), ``/abs/clip.mp4#frame=12`` for a video frame, URLs as they are."""
+    text = str(path)
+    return text if "://" in text else os.path.abspath(text)
+
+
+def _readable(keys, scanned_keys, scanned):
+    """What the pixel confirmation reads for each index row: this scan's input (a video
+    frame as a reference into its video), else the indexed path; a frame indexed by an
+    earlier run is found again in its video."""
+    by_key = dict(zip(scanned_keys, scanned))
+    videos = {}
+    out = []
+    for key in keys:
+        if key in by_key:
+            out.append(by_key[key])
+        elif (frame := split_frame_name(key)) is not None:
+            out.append(_frame_ref(frame, videos))
+        else:
+            out.append(key)
+    return tuple(out)
+
+
+def _frame_ref(frame, videos: dict):
+    """A reference to frame ``n`` of a video indexed earlier (the video indexed once)."""
+    path, n = frame
+    if path not in videos:
+        videos[path] = index_video(path)
+    index = videos[path]
+    if index.error is not None:
+        return VideoFrameRef(path, None, index, index.error)
+    return VideoFrameRef(path, n, index)
 
 
 def _names(indexed_paths, scanned_paths, scanned_names) -> list:
