@@ -159,17 +159,7 @@ def signatures_of(paths, *, params: SignatureParams = SignatureParams(), known=N
         One row per path, in order; unreadable files have ``status`` != ``'ok'``.
     """
     n = len(paths)
-    out = Signatures.empty(params)
-    out.paths = [str(p) for p in paths]
-    out.content = np.zeros(n, "V16")
-    out.file_size = np.full(n, -1, np.int64)
-    out.height = np.zeros(n, np.int64)
-    out.width = np.zeros(n, np.int64)
-    out.status = np.full(n, "ok", "U16")
-    out.error = [""] * n
-    out.decoded = np.zeros(n, bool)
-    out.vectors = np.zeros((n, params.dim), np.float32)
-    out.codes = np.zeros((n, params.hash_bits // 8), np.uint8)
+    out = _blank(paths, params)
     seen = {}  # digest -> row of this batch that holds its signature
     thumbs, thumb_rows = [], []
     for k, path in enumerate(out.paths):
@@ -232,18 +222,7 @@ def signatures_of_frames(keys, frames, *, params: SignatureParams = SignaturePar
         One row per key; ``file_size`` -1, so a frame is only ever a near-duplicate,
         confirmed by its pixels.
     """
-    n = len(keys)
-    out = Signatures.empty(params)
-    out.paths = [str(k) for k in keys]
-    out.content = np.zeros(n, "V16")
-    out.file_size = np.full(n, -1, np.int64)
-    out.height = np.zeros(n, np.int64)
-    out.width = np.zeros(n, np.int64)
-    out.status = np.full(n, "ok", "U16")
-    out.error = [""] * n
-    out.decoded = np.zeros(n, bool)
-    out.vectors = np.zeros((n, params.dim), np.float32)
-    out.codes = np.zeros((n, params.hash_bits // 8), np.uint8)
+    out = _blank(keys, params)
     thumbs, rows = [], []
     for k, frame in enumerate(frames):
         if isinstance(frame, DecodeError):
@@ -257,6 +236,23 @@ def signatures_of_frames(keys, frames, *, params: SignatureParams = SignaturePar
         stack = xp.stack(thumbs)
         out.vectors[rows] = _host(block_means(stack, grid=params.grid, floor=params.min_contrast, xp=xp))
         out.codes[rows] = _host(dct_hash(stack, bits=params.hash_bits, xp=xp))
+    return out
+
+
+def _blank(names, params: SignatureParams) -> Signatures:
+    """A batch of ``len(names)`` rows, each ok and unread until filled in."""
+    n = len(names)
+    out = Signatures.empty(params)
+    out.paths = [str(p) for p in names]
+    out.content = np.zeros(n, "V16")
+    out.file_size = np.full(n, -1, np.int64)
+    out.height = np.zeros(n, np.int64)
+    out.width = np.zeros(n, np.int64)
+    out.status = np.full(n, "ok", "U16")
+    out.error = [""] * n
+    out.decoded = np.zeros(n, bool)
+    out.vectors = np.zeros((n, params.dim), np.float32)
+    out.codes = np.zeros((n, params.hash_bits // 8), np.uint8)
     return out
 
 
