@@ -35,6 +35,9 @@ DECISION_FEATURES = (
     "region_corr",
     "flat_a",
     "flat_b",
+    "structure",
+    "area_local",
+    "largest_local",
 )
 
 #: Robust sigma of a normal distribution from its median absolute deviation.
@@ -49,6 +52,15 @@ THUMB_SIDE = 16
 _TEXTURE_SIGMA = 2.0
 #: Highest per-pixel level the noise may set (fraction of the range).
 _MAX_LEVEL = 0.1
+#: Box window (reduced pixels) of the local gain/offset illumination model: wider than an
+#: object, so the model bends with sun, shadow and haze but cannot paint an object in.
+_ILLUMINATION_WINDOW = 21
+#: Ridge pulling the local gain towards 1: flat windows (sky, walls) keep the global map.
+_GAIN_RIDGE = 0.002
+#: Window (reduced pixels) over which gradients are normalised for the structure measure.
+_STRUCTURE_SIGMA = 3.0
+#: Gradient magnitude (fraction of the range per pixel) below which a window counts as flat.
+_STRUCTURE_EPS = 0.01
 
 
 def _small(image, side, data_range, xp, min_side=16):
@@ -113,6 +125,58 @@ def _shifted_residual(a, b, shift_y, shift_x, xp):
     xs = xp.arange(mx, w - mx, dtype=xp.float64)
     yy, xx = xp.meshgrid(ys - shift_y, xs - shift_x, indexing="ij")
     return xp.abs(a[my : h - my, mx : w - mx] - _bilinear(b, xx, yy, xp))
+
+
+def _local_fit_residual(x, y, xp, *, weights=None):
+    """``y`` minus the best local gain/offset image of ``x`` (a smooth illumination field).
+
+    Weighted least squares in every box window (as a guided filter: box means cost the
+    same whatever the window), the gain pulled towards 1 by :data:`_GAIN_RIDGE`;
+    ``weights`` down-weight outliers.
+    """
+    ndi = _ndimage(xp)
+
+    def mean(v):
+        return ndi.uniform_filter(v, size=_ILLUMINATION_WINDOW, mode="reflect")
+
+    w = xp.ones_like(x) if weights is None else weights
+    total = mean(w) + 1e-12
+    mx, my = mean(w * x) / total, mean(w * y) / total
+    var = mean(w * x * x) / total - mx * mx
+    cov = mean(w * x * y) / total - mx * my
+    gain = (cov + _GAIN_RIDGE) / (var + _GAIN_RIDGE)
+    return y - (gain * x + my - gain * mx)
+
+
+def _local_illumination_residual(x, y, xp):
+    """``|y - local fit|``, refitted once with Cauchy weights so that a changed object
+    does not bend the illumination field around itself (a robust fit)."""
+    residual = _local_fit_residual(x, y, xp)
+    scale = _MAD_TO_SIGMA * float(xp.median(xp.abs(residual))) + 0.005  # synchronize
+    weights = 1.0 / (1.0 + (residual / (3.0 * scale)) ** 2)
+    return xp.abs(_local_fit_residual(x, y, xp, weights=weights))
+
+
+def _orientation_field(image, xp):
+    """Doubled-angle gradient orientation, normalised by the local gradient energy.
+
+    The doubled angle ignores the gradient's sign (a skyline dark on a bright sky by day
+    and bright on a dark sky by night has the same orientation); the normalisation
+    ignores local contrast, so light and shadow leave the field unchanged.
+    """
+    gy, gx = xp.gradient(image)
+    energy = gaussian_blur(gx * gx + gy * gy, _STRUCTURE_SIGMA, xp=xp) + _STRUCTURE_EPS**2
+    u, v = (gx * gx - gy * gy) / energy, 2.0 * gx * gy / energy
+    return u - u.mean(), v - v.mean()
+
+
+def _structure(a, b, xp):
+    """Correlation of two frames' orientation fields: near 1 for the same scene under
+    any light, near 0 for unrelated scenes (1.0 when both are flat)."""
+    ua, va = _orientation_field(a, xp)
+    ub, vb = _orientation_field(b, xp)
+    den = float(xp.sqrt(((ua * ua + va * va).sum()) * ((ub * ub + vb * vb).sum())))  # synchronize
+    return float((ua * ub + va * vb).sum()) / den if den > 1e-12 else 1.0
 
 
 def _phase_shift(a, b, xp):
@@ -216,6 +280,12 @@ def decision_features(
         correlation of the reduced frames (pixels at the reduced scale, peak in
         0..1). ``area_shifted``: changed-region area after also undoing the shift.
         ``flat_a``, ``flat_b``: 1.0 when the frame is flat (a black or grey card).
+        ``structure``: correlation of the frames' gradient orientations, normalised
+        for local contrast and blind to the gradient's sign (no shift undone): near 1
+        for the same scene under any light, near 0 for unrelated scenes.
+        ``area_local``, ``largest_local``: changed regions left when a pixel must also
+        escape a smooth local gain/offset illumination field (robust fit, windows of
+        21 reduced pixels): what neither light nor shadow explains.
 
     Raises
     ------
@@ -288,4 +358,12 @@ def decision_features(
         if moved is not None:
             out["area_shifted"] = _regions(moved, threshold, min_pixels, xp)[0]
     out["flat_a"], out["flat_b"] = float(flat_a), float(flat_b)
+    out["structure"] = _structure(sa, sb, xp)
+    out["area_local"], out["largest_local"] = out["area"], out["largest"]
+    if out["area"] > 0 and not flat_a:
+        # A pixel is changed only when neither the global map nor a local illumination
+        # field explains it: sun, shadow, haze and weather bend the light locally.
+        local = xp.minimum(residual, _local_illumination_residual(sa, sb, xp))
+        area, _, largest, _ = _regions(local, threshold, min_pixels, xp)
+        out["area_local"], out["largest_local"] = area, largest
     return {key: out[key] for key in DECISION_FEATURES}

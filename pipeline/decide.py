@@ -17,14 +17,16 @@ Kinds, first match wins (see :class:`DecisionStage` for the numbers):
     the two frames share little structure (low correlation at reduced scale) over most
     of the frame, neither a lighting map nor a translation explains it, and the drop
     stands out against the sequence's recent rows (adaptive, as PySceneDetect's
-    adaptive detector); or a blank card starts or ends.
+    adaptive detector), and the edges are unrelated too (the same view by night or in
+    other weather keeps its edges where they were); or a blank card starts or ends.
 ``shift`` / ``shift+content``
     a translation explains the changed regions (camera shake); ``+content`` when
     regions remain after undoing it.
 ``lighting``
     what changed is explained by a global monotone intensity map (brightness,
     contrast, gamma, exposure, night mode), or the changed regions keep their pattern
-    (light falling on the same things).
+    (light falling on the same things), or a smooth local gain/offset field (sun,
+    shade, haze on a fixed scene) leaves almost nothing changed.
 ``content``
     changed regions remain: something appeared, moved or left.
 ``transition``
@@ -258,8 +260,9 @@ class DecisionStage:
     256-pixel scale after a 1-pixel blur; a region counts from 0.06 % of the frame;
     the mean-difference floor is max(0.02, median + 4 x 1.4826 MAD of the recent rows);
     a cut needs correlation under 0.5 over at least 30 % of the frame and (after 5
-    rows) a decorrelation 3 x the recent median; lighting explains regions whose
-    texture correlates above 0.9; an extreme pair (|correlation| under 0.03) on both
+    rows) a decorrelation 3 x the recent median, and gradient orientations that
+    correlate under 0.12; lighting explains regions whose texture correlates above 0.9,
+    or a local illumination field that leaves under 0.15 % of the frame changed; an extreme pair (|correlation| under 0.03) on both
     sides of a frame makes it corrupt.
     """
 
@@ -285,6 +288,8 @@ class DecisionStage:
         self.cut_area = 0.3
         self.adaptive_ratio = 3.0 / s
         self.lighting_corr = 1.0 - 0.1 / s
+        self.cut_structure = min(0.12 * s, 0.5)
+        self.content_area = 0.0015 / s**2
         self.min_shift = 0.5
         self.min_peak = 0.05
         self.extreme_corr = 0.03
@@ -339,7 +344,9 @@ class DecisionStage:
         # Structure lost over much of the frame, or with a large global change (a
         # lighting map may "explain" a cut to a dark card, the correlation does not).
         large = f["area"] >= self.cut_area or f["l1"] >= self.cut_from_blank
-        decorrelated = f["corr"] < self.cut_corr and large and not moved
+        # A cut also needs unrelated structure: the same scene by night or in other
+        # weather decorrelates its intensities but keeps its edges where they were.
+        decorrelated = f["corr"] < self.cut_corr and large and not moved and f["structure"] < self.cut_structure
         if decorrelated and len(self._decorr) >= 5:
             decorrelated = 1.0 - f["corr"] >= self.adaptive_ratio * float(np.median(self._decorr))
         if decorrelated:
@@ -351,6 +358,8 @@ class DecisionStage:
                 return "shift+content" if f["area_shifted"] > 0 else "shift"
             if f["region_corr"] >= self.lighting_corr and f["corr"] >= self.cut_corr:
                 return "lighting"
+            if f["area_local"] < self.content_area:  # a local illumination field explains it
+                return "lighting" if f["l1"] >= floor else "none"
             return "content"
         if f["l1"] >= floor:
             if f["shift"] >= self.min_shift and f["align_peak"] >= self.min_peak:
@@ -368,6 +377,8 @@ class DecisionStage:
             "cut_area": self.cut_area,
             "adaptive_ratio": self.adaptive_ratio,
             "lighting_corr": self.lighting_corr,
+            "cut_structure": self.cut_structure,
+            "content_area": self.content_area,
         }
 
     def window(self) -> dict:

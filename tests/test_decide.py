@@ -279,6 +279,9 @@ _feature = st.fixed_dictionaries(
         "region_corr": st.floats(-1, 1),
         "flat_a": st.sampled_from([0.0, 1.0]),
         "flat_b": st.sampled_from([0.0, 1.0]),
+        "structure": st.floats(-1, 1),
+        "area_local": st.sampled_from([0.0, 0.001, 0.05]),
+        "largest_local": st.floats(0, 1),
         "thumb_a": st.lists(st.floats(0, 1), min_size=4, max_size=4),
         "thumb_b": st.lists(st.floats(0, 1), min_size=4, max_size=4),
     }
@@ -389,3 +392,30 @@ def test_higher_sensitivity_finds_a_fainter_object():
     high = pair_features(a, b, data_range=255, sensitivity="high")
     assert low[FEATURE_PREFIX + "area"] == 0.0
     assert high[FEATURE_PREFIX + "area"] > 0.0
+
+
+def _outdoor_light(image):
+    """The same view in other weather: a smooth sun-to-shade field, a soft cast shadow, haze."""
+    h, w = image.shape
+    yy, xx = np.mgrid[:h, :w] / np.array([h, w])[:, None, None]
+    gain = 0.7 + 0.6 * np.exp(-((xx - 0.8) ** 2 + (yy - 0.3) ** 2) / 0.15)  # sun from the upper right
+    shadow = 1.0 - 0.45 / (1.0 + np.exp(-(xx + 0.6 * yy - 0.55) * 40.0))  # a building's soft shadow
+    haze = 0.35 * np.clip(1.0 - yy / 0.6, 0.0, 1.0)  # haze over the far (upper) part
+    lit = image * gain * shadow
+    return np.clip(lit * (1.0 - haze) + 200.0 * haze, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("photo", ["astronaut", "coffee", "chelsea"])
+def test_local_sun_shadow_and_haze_are_lighting_and_an_object_under_them_is_content(photo):
+    a = _gray(photo)
+    b = _outdoor_light(a.astype(np.float64))
+    assert _kind(_noisy(a, 2, 1), _noisy(b, 2, 2)) == "lighting"
+    assert _kind(_noisy(a, 2, 1), _noisy(_with_object(b, 200, 150, size=48), 2, 2)) == "content"
+
+
+def test_the_same_view_by_night_is_not_a_cut():
+    a = _gray("astronaut").astype(np.float64)
+    night = 255.0 - a  # contrast reversed, as a lit skyline against a dark sky: same structure
+    b = np.clip(0.5 * night + 10, 0, 255)
+    assert _kind(a.astype(np.uint8), b.astype(np.uint8)) != "cut"
+    assert _kind(a.astype(np.uint8), _gray("camera")) == "cut"
