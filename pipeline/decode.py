@@ -303,6 +303,22 @@ def _pillow_mode_conversion(mode: str) -> str | None:
     return None
 
 
+def _pillow_pixels(im, luma: bool) -> np.ndarray:
+    """A loaded Pillow image as an array; 8-bit colour straight to luma when ``luma``.
+
+    Pillow's RGB -> L conversion uses libjpeg's fixed-point weights and rounding, the
+    same integers as ``to_gray(..., 'luma')`` (a test checks every 24-bit colour), so
+    converting before the array copy gives the same pixels and skips copying and
+    converting three channels in NumPy (most of the cost of a PNG frame after inflating).
+    """
+    conversion = _pillow_mode_conversion(im.mode)
+    if conversion:
+        im = im.convert(conversion)
+    if luma and im.mode in ("RGB", "RGBA"):  # the alpha is ignored, as drop_alpha drops it
+        im = im.convert("L")
+    return np.asarray(im)
+
+
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -476,7 +492,7 @@ def _orientation(im) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _read_general(data: bytes, max_pixels: int) -> np.ndarray:
+def _read_general(data: bytes, max_pixels: int, *, luma: bool = False) -> np.ndarray:
     try:
         im = _pillow_open(data)
     except Exception as exc:
@@ -491,8 +507,7 @@ def _read_general(data: bytes, max_pixels: int) -> np.ndarray:
             raise DecodeError("corrupt", f"declares {width}x{height} pixels")
         try:
             _pillow_load(im, width * height)
-            conversion = _pillow_mode_conversion(im.mode)
-            image = np.asarray(im.convert(conversion) if conversion else im)
+            image = _pillow_pixels(im, luma)
             orientation = _orientation(im)
         except Exception as exc:  # Pillow raises many types for malformed data
             raise _pillow_error(exc, "decode") from None
@@ -560,8 +575,10 @@ def read_image(path, *, gray: str | None = None, scale: float = 1.0, max_pixels:
     ----------
     path : str or path-like
     gray : {None, 'mean', 'luma'}
-        With ``'luma'`` a JPEG is decoded straight to its Y plane (2-D uint8); otherwise
-        the colour image is returned and grayscale conversion is left to the kernels.
+        With ``'luma'`` a JPEG is decoded straight to its Y plane (2-D uint8), and 8-bit
+        colour of other formats at full scale is converted while decoding (the same
+        values as :func:`framediff.kernels.to_gray` with ``'luma'``); otherwise the
+        colour image is returned and grayscale conversion is left to the kernels.
     scale : float
         ``< 1`` decodes at reduced size: JPEG in the DCT domain at the largest n/8 not
         above ``scale``; other formats are area-downsampled to the same shape.
@@ -590,7 +607,8 @@ def read_image(path, *, gray: str | None = None, scale: float = 1.0, max_pixels:
         image = _read_jpeg(data, gray, scale, max_pixels, out)
         if image is not None:
             return image
-    image = _read_general(data, max_pixels)
+    # Luma before downscaling would not equal luma after it: only at full scale.
+    image = _read_general(data, max_pixels, luma=gray == "luma" and scale >= 1)
     return downscale(image, scale) if scale < 1 else image
 
 

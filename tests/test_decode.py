@@ -122,6 +122,33 @@ def test_luma_fast_path_equals_rgb_then_luma(tmp_path):
         assert diff.mean() < 0.5
 
 
+def test_pillow_luma_is_to_gray_luma_for_every_colour():
+    # Non-JPEG frames are converted to luma by Pillow while decoding: it must be the
+    # kernels' luma, bit for bit, for all 2**24 colours (with and without alpha).
+    v = np.arange(1 << 24, dtype=np.uint32)
+    rgb = np.stack([v >> 16, (v >> 8) & 255, v & 255], -1).astype(np.uint8).reshape(4096, 4096, 3)
+    expected = K.to_gray(rgb, "luma")
+    np.testing.assert_array_equal(np.asarray(Image.fromarray(rgb, "RGB").convert("L")), expected)
+    rgba = np.concatenate([rgb, rgb[..., 1:2]], axis=-1)
+    np.testing.assert_array_equal(np.asarray(Image.fromarray(rgba, "RGBA").convert("L")), expected)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "P", "CMYK"])
+def test_luma_of_other_formats_equals_colour_then_luma(tmp_path, mode):
+    rgb = textured(48, 80, seed=6)
+    image = Image.fromarray(rgb)
+    if mode == "RGBA":
+        image.putalpha(Image.fromarray(rgb[..., 0]))
+    image = image.convert(mode) if mode != "RGBA" else image
+    path = tmp_path / ("frame.tif" if mode == "CMYK" else "frame.png")
+    image.save(path)
+    full = read_image(path, gray="luma")
+    assert full.shape == (48, 80) and full.dtype == np.uint8
+    for scale in (1.0, 0.5):  # reduced: still colour, area-downsampled before luma as before
+        luma = K.to_gray(read_image(path, gray="luma", scale=scale), "luma")
+        np.testing.assert_array_equal(luma, K.to_gray(read_image(path, scale=scale), "luma"))
+
+
 @pytest.mark.parametrize("scale", [0.5, 0.25])
 def test_scale_gives_the_dct_scaled_shape(tmp_path, scale):
     rgb = textured(101, 149, seed=5)  # odd sizes: libjpeg rounds up
