@@ -72,7 +72,12 @@ class _Overviews:
 
 def _features(spec: ScanSpec, ra, rb, values: dict, flagged: bool, xp):
     """Decision features of a pair worth a closer look (or whose thresholds flag it)."""
-    if not (flagged or worth_deciding(ra, rb, sensitivity=spec.sensitivity, xp=xp)):
+    if spec.thresholds:
+        # Explicit thresholds decide changed, and an unchanged row's kind is none:
+        # only the rows they flag need the features (for their kind).
+        if not flagged:
+            return None
+    elif not worth_deciding(ra, rb, sensitivity=spec.sensitivity, xp=xp):
         return None
     return overview_features(ra, rb, sensitivity=spec.sensitivity, xp=xp)
 
