@@ -122,6 +122,7 @@ def test_luma_fast_path_equals_rgb_then_luma(tmp_path):
         assert diff.mean() < 0.5
 
 
+@pytest.mark.slow
 def test_pillow_luma_is_to_gray_luma_for_every_colour():
     # Non-JPEG frames are converted to luma by Pillow while decoding: it must be the
     # kernels' luma, bit for bit, for all 2**24 colours (with and without alpha).

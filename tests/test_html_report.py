@@ -220,6 +220,7 @@ def test_a_million_rows_render_fast_and_small(tmp_path):
     assert "20 comparisons failed" in page
 
 
+@pytest.mark.slow
 def test_cli_report(scanned, tmp_path, capsys, monkeypatch):
     from framediff import cli, cli_report
 
@@ -284,6 +285,7 @@ def _chromium(browser: str, profile: Path, *args) -> subprocess.CompletedProcess
     return done
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     _browser() is None, reason="no chromium, chromium-browser or google-chrome on PATH (apt-get install chromium)"
 )

@@ -281,6 +281,7 @@ def _run(args, cwd) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_framediff_scan_in_a_real_process(frames_dir, tmp_path):
     result = _run(["scan", frames_dir, "-o", "out/report.csv", "--chunk-size", "16", "--workers", "2"], tmp_path)
     assert result.returncode == 1, result.stderr
