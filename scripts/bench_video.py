@@ -316,7 +316,9 @@ def given_clip(spec: str) -> GivenClip:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=12.0, help="clip length (default 12 s at 25 fps)")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1080, 720], help="clip heights (16:9)")
+    parser.add_argument(
+        "--sizes", type=int, nargs="*", default=[1080, 720], help="generated clip heights (16:9); none: only --clip"
+    )
     parser.add_argument("--out", type=Path, default=None, help="keep the clips here (default: a temporary folder)")
     parser.add_argument("--rss-height", type=int, default=720, help="clip height of --rss (default 720)")
     parser.add_argument(
