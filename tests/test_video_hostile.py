@@ -11,7 +11,7 @@ import pytest
 
 av = pytest.importorskip("av")
 
-from video_clips import GOP, N_FRAMES, SIZE, damage_packet, first_p_frame  # noqa: E402
+from video_clips import GOP, N_FRAMES, SIZE, damage_packet, first_p_frame, write_audio_only  # noqa: E402
 
 from framediff.synthetic_video import make_clip  # noqa: E402
 from framediff.video import Segment, index_video, is_video, plan_segments  # noqa: E402
@@ -60,13 +60,7 @@ def test_missing_file_and_directory(clips, tmp_path):
 
 def test_audio_only_file(tmp_path):
     path = tmp_path / "voice.m4a"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("aac", rate=8000)
-        for i in range(10):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 8000, i * 1024
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+    write_audio_only(path, 10)
     index = index_video(path)
     assert index.error.kind == "no-video" and "audio" in index.error.reason
 

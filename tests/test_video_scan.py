@@ -14,7 +14,7 @@ import pytest
 
 av = pytest.importorskip("av")
 
-from video_clips import GOP, N_FRAMES, SIZE, damage_packet, first_p_frame, good_clips  # noqa: E402
+from video_clips import GOP, N_FRAMES, SIZE, damage_packet, first_p_frame, good_clips, write_audio_only  # noqa: E402
 
 import framediff  # noqa: E402
 from framediff.discover import discover  # noqa: E402
@@ -210,13 +210,7 @@ def _hostile(root, clips):
     good = clips["closed.mp4"].path
     (root / "empty.mp4").write_bytes(b"")
     (root / "cut.mp4").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with av.open(str(root / "voice.m4a"), "w") as container:
-        stream = container.add_stream("aac", rate=8000)
-        for i in range(5):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 8000, i * 1024
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+    write_audio_only(root / "voice.m4a", 5)
     mkv = clips["open_gop.mkv"].path.read_bytes()
     at = mkv.find(b"V_MPEG4/ISO/AVC")
     (root / "alien.mkv").write_bytes(mkv[:at] + b"V_ALIEN/XYZ/ABC" + mkv[at + 15 :])

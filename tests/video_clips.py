@@ -53,3 +53,17 @@ def damage_packet(src, dst, frame: int, *, seed: int = 1) -> None:
     junk = np.random.default_rng(seed).integers(0, 256, size - size // 4, dtype=np.uint8)
     data[pos + size // 4 : pos + size] = junk.tobytes()
     Path(dst).write_bytes(bytes(data))
+
+
+def write_audio_only(path, n_frames: int) -> None:
+    """An AAC file with ``n_frames`` silent audio frames and no video stream."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=8000)
+        for i in range(n_frames):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 8000, i * 1024
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
