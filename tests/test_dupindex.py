@@ -104,6 +104,7 @@ def test_planted_groups_found_exactly_with_their_keepers(stable):
         ]
 
 
+@pytest.mark.slow
 def test_keep_rule_file_size_and_unknown_rule(stable):
     index = _index(stable.paths[:13])
     pairs = index.search()
