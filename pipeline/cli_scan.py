@@ -106,9 +106,11 @@ def _run_scan(args) -> int:
     result = run_scan(args.source, progress=_progress_for(args), **scan_parameters(args))
     s = result.summary
     if not args.quiet:
+        # A scan with videos counts frames (of its videos and its images alike).
+        unit = "frames" if s.get("videos") else "images"
         print(
-            f"{s['inputs']} images, {s['comparisons']} comparisons: {s['ok']} ok, {s['errors']} failed, "
-            f"{s['changed']} changed, {s['events']} events; {s['images_per_second']} images/s"
+            f"{s['inputs']} {unit}, {s['comparisons']} comparisons: {s['ok']} ok, {s['errors']} failed, "
+            f"{s['changed']} changed, {s['events']} events; {s['images_per_second']} {unit}/s"
         )
         for kind, count in s["errors_by_kind"].items():
             print(f"  {kind}: {count}")

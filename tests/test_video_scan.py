@@ -272,6 +272,7 @@ def test_command_line_scans_a_video_with_exit_code_and_one_line_errors(clips, tm
     )
     assert run.returncode == 1, run.stderr
     assert "Traceback" not in run.stderr
+    assert run.stdout.startswith(f"{N_FRAMES + 1} frames, {N_FRAMES} comparisons: ")  # the clip's frames, the file
     df = pd.read_csv(report)
     assert df[df.changed.fillna(False).astype(bool)].frame.tolist() == clips["closed.mp4"].cuts
     errors = df[df.status == "error"]
