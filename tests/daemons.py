@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
+import subprocess
+import tempfile
 import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
 
 #: Seconds to wait for a daemon to exit after SIGTERM before SIGKILL.
 STOP_TIMEOUT_S = 20.0
@@ -46,3 +53,47 @@ def stop_pid(pid: int) -> bool:
                 return True
             time.sleep(0.1)
     return not alive(pid)
+
+
+def drain_queue(jobs, cancel, *, timeout: float, what: str) -> None:
+    """Call ``cancel()`` until ``jobs()`` is empty; TimeoutError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while jobs():
+        cancel()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} jobs left after {timeout:g}s: {jobs()}")
+        time.sleep(0.5)
+
+
+def stop_cluster(cancel_all, pids: dict, what: str) -> None:
+    """Empty the queue (as far as it goes), then stop the daemons by PID, last started first.
+
+    Raises
+    ------
+    RuntimeError
+        A daemon still running after SIGKILL.
+    """
+    try:
+        cancel_all()
+    except (TimeoutError, AssertionError, OSError, subprocess.SubprocessError):
+        pass  # the daemons are stopped below whatever the queue says
+    left = [f"{name} (pid {pid})" for name, pid in reversed(list(pids.items())) if not stop_pid(pid)]
+    if left:
+        raise RuntimeError(f"{what} daemons still running after SIGKILL: {', '.join(left)}")
+
+
+@contextmanager
+def throwaway_cluster(prefix: str, start, unavailable: type, what: str):
+    """A cluster started by ``start(root)`` in a fresh temporary folder, stopped and removed
+    afterwards; the test is skipped (with the reason) where ``start`` raises ``unavailable``."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        cluster = start(root)
+    except unavailable as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.skip(f"no {what}: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -17,18 +17,18 @@ daemons do not start.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from daemons import alive, free_port, last_line, stop_pid
+from daemons import alive, drain_queue, free_port, last_line, stop_cluster, throwaway_cluster
 
 #: What the Debian packages install: binaries and helpers, and the default configuration.
 PACKAGE_ROOT = Path("/var/lib/gridengine")
@@ -82,12 +82,8 @@ class Sge:
 
     def cancel_all(self, timeout: float = 60) -> None:
         """Delete every job and wait for the queue to empty."""
-        deadline = time.monotonic() + timeout
-        while self.jobs():
-            self.run("qdel", "-u", getpass.getuser(), check=False)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"Grid Engine jobs left after {timeout:g}s: {self.jobs()}")
-            time.sleep(0.5)
+        cancel = functools.partial(self.run, "qdel", "-u", getpass.getuser(), check=False)
+        drain_queue(self.jobs, cancel, timeout=timeout, what="Grid Engine")
 
     def stop(self) -> None:
         """Delete all jobs, stop the daemons by PID (last started first) and wait until gone.
@@ -97,13 +93,7 @@ class Sge:
         RuntimeError
             A daemon still running after SIGKILL.
         """
-        try:
-            self.cancel_all(timeout=20)
-        except (TimeoutError, AssertionError, OSError, subprocess.SubprocessError):
-            pass  # the daemons are stopped below whatever the queue says
-        left = [f"{name} (pid {pid})" for name, pid in reversed(list(self.pids.items())) if not stop_pid(pid)]
-        if left:
-            raise RuntimeError(f"Grid Engine daemons still running after SIGKILL: {', '.join(left)}")
+        stop_cluster(lambda: self.cancel_all(timeout=20), self.pids, "Grid Engine")
 
 
 def start_sge(root: Path, *, slots: int | None = None) -> Sge:
@@ -177,17 +167,8 @@ def start_sge(root: Path, *, slots: int | None = None) -> Sge:
 @pytest.fixture(scope="session")
 def sge():
     """A running single-host Grid Engine (:class:`Sge`) for the session; skipped if unavailable."""
-    root = Path(tempfile.mkdtemp(prefix="framediff-sge-"))
-    try:
-        cluster = start_sge(root)
-    except SgeUnavailable as exc:
-        shutil.rmtree(root, ignore_errors=True)
-        pytest.skip(f"no Grid Engine: {exc}")
-    try:
+    with throwaway_cluster("framediff-sge-", start_sge, SgeUnavailable, "Grid Engine") as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 # -- internals ------------------------------------------------------------------------------

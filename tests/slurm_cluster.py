@@ -14,19 +14,19 @@ two-task worker array fit together on a two-core CI runner.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from daemons import STOP_TIMEOUT_S, alive, free_port, last_line, stop_pid
+from daemons import STOP_TIMEOUT_S, alive, drain_queue, free_port, last_line, stop_cluster, throwaway_cluster
 
 #: Daemons and client commands the fixture needs.
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "scontrol", "sinfo", "srun")
@@ -127,12 +127,8 @@ class Slurm:
 
     def cancel_all(self, timeout: float = 60) -> None:
         """Cancel every job and wait for the queue to empty."""
-        deadline = time.monotonic() + timeout
-        while self.jobs():
-            self.run("scancel", "--user", getpass.getuser(), check=False)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"SLURM jobs left after {timeout:g}s: {self.jobs()}")
-            time.sleep(0.5)
+        cancel = functools.partial(self.run, "scancel", "--user", getpass.getuser(), check=False)
+        drain_queue(self.jobs, cancel, timeout=timeout, what="SLURM")
 
     def log(self, daemon: str) -> str:
         """The log file of ``munged``, ``slurmctld`` or ``slurmd`` (empty if none)."""
@@ -147,16 +143,7 @@ class Slurm:
         RuntimeError
             A daemon still running after SIGKILL.
         """
-        try:
-            self.cancel_all(timeout=STOP_TIMEOUT_S)
-        except (TimeoutError, AssertionError, OSError, subprocess.SubprocessError):
-            pass  # the daemons are stopped below whatever the queue says
-        left = []
-        for name, pid in reversed(list(self.pids.items())):
-            if not stop_pid(pid):
-                left.append(f"{name} (pid {pid})")
-        if left:
-            raise RuntimeError(f"SLURM daemons still running after SIGKILL: {', '.join(left)}")
+        stop_cluster(lambda: self.cancel_all(timeout=STOP_TIMEOUT_S), self.pids, "SLURM")
 
 
 def start_slurm(root: Path, *, cpus: int | None = None) -> Slurm:
@@ -217,17 +204,8 @@ def slurm():
     """A running single-node SLURM (:class:`Slurm`) for the whole session; skipped if unavailable."""
     # Not under pytest's tmp_path: munged wants every folder above its socket enterable,
     # and the socket path must stay short (108 bytes).
-    root = Path(tempfile.mkdtemp(prefix="framediff-slurm-"))
-    try:
-        cluster = start_slurm(root)
-    except SlurmUnavailable as exc:
-        shutil.rmtree(root, ignore_errors=True)
-        pytest.skip(f"no SLURM: {exc}")
-    try:
+    with throwaway_cluster("framediff-slurm-", start_slurm, SlurmUnavailable, "SLURM") as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 # -- internals ------------------------------------------------------------------------------
