@@ -286,7 +286,35 @@ def _read_jpeg(data: bytes, gray: str | None, scale: float, max_pixels: int, out
 
 # --------------------------------------------------------------------- general reader
 
+
 #: Serialises the moments Pillow's global size limit is lifted (see _pillow_open).
+def call_with_timeout(fn, timeout: float | None, reason: str):
+    """``fn()``, given up after ``timeout`` seconds with a ``timeout`` DecodeError.
+
+    A blocked ``read`` (a hung mount, a FIFO nobody writes) cannot be interrupted from
+    Python: ``fn`` runs in a daemon thread, which is left behind (it does not keep the
+    process alive) while the caller moves on. What ``fn`` raises is raised here.
+    """
+    if not timeout:
+        return fn()
+    box = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed to the waiting thread as is
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True, name="framediff-read")
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise DecodeError("timeout", reason)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 _PILLOW_LIMIT = threading.Lock()
 
 

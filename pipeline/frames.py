@@ -16,7 +16,7 @@ import numpy as np
 
 from framediff import kernels as K
 
-from .decode import DecodeError, read_bytes
+from .decode import DecodeError, call_with_timeout, read_bytes
 from .engine import FrameStack, fit_frame, prepare_stack, read_frame_typed
 from .gpu import decode_on_device, pinned_empty
 from .options import Options
@@ -278,20 +278,9 @@ def read_with_timeout(path, opts, slot, timeout):
     """
     if not timeout:
         return read_frame_typed(path, opts, out=slot)
-    box = {}
 
-    def work():
-        try:
-            image, source = read_frame_typed(path, opts)
-            box["image"] = (np.array(image, copy=True), source)
-        except BaseException as exc:  # handed to the waiting thread as is
-            box["error"] = exc
+    def read():
+        image, source = read_frame_typed(path, opts)
+        return np.array(image, copy=True), source  # the decoder's buffer is its thread's
 
-    thread = threading.Thread(target=work, daemon=True, name="framediff-decode")
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise DecodeError("timeout", f"no result after {timeout:g} s (--file-timeout)")
-    if "error" in box:
-        raise box["error"]
-    return box["image"]
+    return call_with_timeout(read, timeout, f"no result after {timeout:g} s (--file-timeout)")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import stat
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from fractions import Fraction
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .decode import DecodeError
+from .decode import DecodeError, call_with_timeout
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -162,7 +161,7 @@ def is_video(path, *, timeout: float | None = 10.0) -> bool:
     timeout : float or None
         Seconds before a stalled open gives up (then the file is not a video).
     """
-    result = _run_with_timeout(lambda: _as_value(_probe_stream, path), timeout)
+    result = _within(_probe_stream, path, timeout)
     return not isinstance(result, DecodeError)
 
 
@@ -177,7 +176,7 @@ def is_media(path, *, timeout: float | None = 10.0) -> bool:
     timeout : float or None
         Seconds before a stalled open gives up (then the file is not media).
     """
-    result = _run_with_timeout(lambda: _as_value(_probe_stream, path), timeout)
+    result = _within(_probe_stream, path, timeout)
     return not isinstance(result, DecodeError) or result.kind in ("no-video", "unsupported")
 
 
@@ -196,7 +195,7 @@ def index_video(path, *, timeout: float | None = None) -> VideoIndex:
     VideoIndex
         Never raises for bad content: see ``error`` and ``damage``.
     """
-    result = _run_with_timeout(lambda: _as_value(_index, path), timeout)
+    result = _within(_index, path, timeout)
     if isinstance(result, DecodeError):
         return VideoIndex(str(path), error=result)
     return result
@@ -244,32 +243,6 @@ def plan_segments(index: VideoIndex, n_segments: int, *, min_frames: int = 25) -
 
 
 # --------------------------------------------------------------------------- internals
-
-
-def _run_with_timeout(fn, timeout):
-    """``fn()`` in a daemon thread, a ``timeout`` DecodeError if it takes too long.
-
-    A blocked ``read`` cannot be interrupted from Python, so the thread is left behind
-    (daemon: it does not keep the process alive) and the caller moves on.
-    """
-    if not timeout:
-        return fn()
-    box = {}
-
-    def target():
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # handed to the caller's thread below
-            box["exc"] = exc
-
-    thread = threading.Thread(target=target, name="framediff-video-read", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        return DecodeError("timeout", f"no data after {timeout:g} s (stalled read)")
-    if "exc" in box:
-        raise box["exc"]
-    return box["value"]
 
 
 def _check_file(path) -> None:
@@ -344,10 +317,11 @@ def _video_stream(container):
     return stream
 
 
-def _as_value(fn, path):
-    """``fn(path)``, or the DecodeError it raised as a return value."""
+def _within(fn, path, timeout):
+    """``fn(path)``, or the DecodeError it raised (a ``timeout`` one when it stalls), as a value."""
     try:
-        return fn(path)
+        reason = f"no data after {timeout:g} s (stalled read)" if timeout else ""
+        return call_with_timeout(lambda: fn(path), timeout, reason)
     except DecodeError as exc:
         return exc
 
