@@ -22,7 +22,6 @@ mid-save leaves the previous generation intact.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -32,9 +31,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic import temporary_name
+from .atomic import atomic_path
 from .errors import FramediffError
-from .manifest import clean_stale_temporaries
+from .manifest import clean_stale_temporaries, file_sha256
 from .thumbnails import SignatureParams, Signatures
 
 __all__ = [
@@ -259,7 +258,7 @@ class DuplicateIndex:
             name = f"signatures-{len(self._parts):05d}.parquet"
             table = _to_table(self.signatures, saved, len(self))
             _atomic(folder / name, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
-            parts.append({"file": name, "rows": len(self) - saved, "sha256": _sha256(folder / name)})
+            parts.append({"file": name, "rows": len(self) - saved, "sha256": file_sha256(folder / name)})
         generation = self._generation + 1
         index_name = f"index-{generation:05d}.faiss"
         _atomic(folder / index_name, lambda tmp: _faiss().write_index(self._index, str(tmp)))
@@ -270,7 +269,7 @@ class DuplicateIndex:
             "ivf_from": self.ivf_from,
             "rows": len(self),
             "parts": parts,
-            "index": {"file": index_name, "sha256": _sha256(folder / index_name)},
+            "index": {"file": index_name, "sha256": file_sha256(folder / index_name)},
         }
         data = json.dumps(manifest, indent=1).encode()
         _atomic(folder / MANIFEST, lambda tmp: Path(tmp).write_bytes(data))
@@ -304,7 +303,7 @@ class DuplicateIndex:
             path = folder / entry["file"]
             if not path.is_file():
                 raise FramediffError(f"{path}: missing from the duplicate index")
-            if _sha256(path) != entry["sha256"]:
+            if file_sha256(path) != entry["sha256"]:
                 raise FramediffError(f"{path}: checksum differs from the manifest (damaged or changed)")
         self = cls(saved, nprobe=manifest["nprobe"], ivf_from=manifest["ivf_from"])
         parts = [_from_table(pq.read_table(folder / p["file"]), saved) for p in manifest["parts"]]
@@ -339,24 +338,13 @@ def _read_manifest(folder: Path) -> dict:
     return manifest
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _atomic(path: Path, write) -> None:
-    """``write(tmp)`` then rename over ``path``: readers never see half a file."""
-    tmp = temporary_name(path)  # framediff's marker: a killed writer's file is cleaned up later
-    try:
+    """``write(tmp)``, synced, then renamed over ``path``: readers never see half a file,
+    and a killed writer's temporary carries framediff's marker (cleaned up later)."""
+    with atomic_path(path) as tmp:
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _to_table(s: Signatures, start: int, stop: int) -> pa.Table:

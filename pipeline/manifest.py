@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from .atomic import atomic_path, clean_stale_temporaries, write_bytes_atomic
 from .errors import FramediffError
 
-__all__ = ["RunFolder", "inputs_digest", "work_folder"]
+__all__ = ["RunFolder", "file_sha256", "inputs_digest", "work_folder"]
 
 MANIFEST = "manifest.json"
 _VERSION = 1
@@ -49,7 +49,8 @@ def inputs_digest(names, paths) -> str:
     return h.hexdigest()[:16]
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, hex (read in 1 MiB blocks)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -115,7 +116,7 @@ class RunFolder:
     def _intact(self, entry: dict) -> bool:
         part = self.path / entry["file"]
         try:
-            return part.stat().st_size == entry["bytes"] and _sha256(part) == entry["sha256"]
+            return part.stat().st_size == entry["bytes"] and file_sha256(part) == entry["sha256"]
         except (OSError, KeyError):
             return False
 
@@ -134,7 +135,7 @@ class RunFolder:
         final = self.path / name
         with atomic_path(final) as tmp:
             pq.write_table(table, tmp)
-        entry = {"file": name, "rows": table.num_rows, "bytes": final.stat().st_size, "sha256": _sha256(final)}
+        entry = {"file": name, "rows": table.num_rows, "bytes": final.stat().st_size, "sha256": file_sha256(final)}
         if stripe is not None:
             entry["stripe"] = stripe
         if state is not None:
