@@ -34,6 +34,7 @@ __all__ = [
     "VideoIndex",
     "frame_name",
     "index_video",
+    "is_media",
     "is_video",
     "is_video_name",
     "plan_segments",

@@ -226,17 +226,21 @@ def eval_cuts(root: Path, which: tuple, pooled: dict) -> None:
             print(f"  {label:18s} cut {f1(*c)} | (cuts only) | {secs:.1f} s")
 
 
+def decision_variants(df, folder: Path, which: tuple) -> list:
+    """``(label, rows)`` to score: the scan's own decisions, and the stage re-applied."""
+    variants = [("today", df)] if "today" in which else []
+    if "stage" in which:
+        variants.append(("stage", with_stage(df, folder)[0]))
+    return variants
+
+
 def eval_neardup(root: Path, which: tuple) -> None:
     print("\n## Near-duplicates (consecutive mode, default decision)")
     totals = {}
     for kind in ("same", "diff"):
         for folder in sorted((root / "neardup" / kind).glob("*")):
             df, _ = scan_rows(folder)
-            variants = []
-            if "today" in which:
-                variants.append(("today", df))
-            if "stage" in which:
-                variants.append(("stage", with_stage(df, folder)[0]))
+            variants = decision_variants(df, folder, which)
             for label, rows in variants:
                 ok = rows[rows["status"] == "ok"]
                 changed = int((ok["changed"] == True).sum())  # noqa: E712
@@ -304,11 +308,7 @@ def eval_synthetic(which: tuple, seeds=(0, 1, 2)) -> None:
                 folder = Path(tmp) / f"{photo}{seed}"
                 lapse = make_timelapse(folder, n_frames=60, seed=seed, noise_sigma=3.0, photo=photo)
                 df, _ = scan_rows(folder)
-                variants = []
-                if "today" in which:
-                    variants.append(("today", df))
-                if "stage" in which:
-                    variants.append(("stage", with_stage(df, folder)[0]))
+                variants = decision_variants(df, folder, which)
                 busy = set(lapse.changed_frames()) | set(lapse.corrupt) | {i + 1 for i in lapse.corrupt}
                 for label, rows in variants:
                     kind_at = dict(zip(rows["index_b"], rows["change_kind"].fillna("none")))
