@@ -419,3 +419,34 @@ def test_the_same_view_by_night_is_not_a_cut():
     b = np.clip(0.5 * night + 10, 0, 255)
     assert _kind(a.astype(np.uint8), b.astype(np.uint8)) != "cut"
     assert _kind(a.astype(np.uint8), _gray("camera")) == "cut"
+
+
+def test_keyframes_never_decode_a_byte_identical_file_and_hash_only_same_sized_ones(tmp_path, monkeypatch):
+    """PGM frames of one size all have the same byte count: the digests must tell the
+    copy (not decoded, its row says so) from the equally sized different frames."""
+    import shutil
+
+    import framediff
+    import framediff.frames as frames_module
+    from framediff.modes.keyframes import BYTE_IDENTICAL_NOTE
+
+    rng = np.random.default_rng(3)
+    base = data.camera()[:96, :128]
+    for k in range(3):
+        frame = base.copy()
+        frame[20 + 20 * k : 50 + 20 * k, 30:70] = rng.integers(0, 255, (30, 40), dtype=np.uint8)
+        Image.fromarray(frame).save(tmp_path / f"f{2 * k}.pgm")
+    shutil.copyfile(tmp_path / "f2.pgm", tmp_path / "f3.pgm")
+    decoded = []
+    real = frames_module.read_frame_typed
+
+    def counting(path, *args, **kwargs):
+        decoded.append(str(path).rsplit("/", 1)[-1])
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(frames_module, "read_frame_typed", counting)
+    df = framediff.scan(tmp_path, mode="keyframes", scheduler="synchronous")
+    assert sorted(decoded) == ["f0.pgm", "f2.pgm", "f4.pgm"]
+    row = df[df.path_b == "f3.pgm"].iloc[0]
+    assert row.note == BYTE_IDENTICAL_NOTE and not row.kept
+    assert df[df.path_b.isin(["f2.pgm", "f4.pgm"])].kept.all()

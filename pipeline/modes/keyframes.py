@@ -7,6 +7,8 @@ it takes that frame's decision and is never decoded nor kept.
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import NamedTuple
 
 import pyarrow as pa
@@ -67,12 +69,9 @@ class Keyframes(Mode):
     def prepare(self, chunk, spec, device):
         frames = spec.frames(K.resolve_device(device), capacity=len(chunk.targets), skip=chunk.skip, wanted=chunk.paths)
         repeats = set()
-        digests = {}
+        digests = {}  # path -> digest, for the files that a neighbour of the same size makes worth hashing
         for i in chunk.targets:
-            digests[i] = _digest(chunk.paths[i])
-            previous = digests.get(i - 1) if i - 1 in digests else _digest(chunk.paths.get(i - 1))
-            digests.setdefault(i - 1, previous)
-            if digests[i] is not None and digests[i] == previous:
+            if _same_bytes(chunk.paths.get(i - 1), chunk.paths[i], digests):
                 repeats.add(i)
             else:
                 frames.load(i, chunk.paths[i])
@@ -149,13 +148,30 @@ class Keyframes(Mode):
         return KeyState(frames.keep(index), fields.get("window", {}), fields.get("last"))
 
 
-def _digest(path) -> str | None:
+def _same_bytes(a, b, digests: dict) -> bool:
+    """Whether two local files hold the same bytes: their sizes first (a stat each), their
+    digests only when the sizes agree, so a sequence of distinct frames is never hashed."""
+    size_a, size_b = _size(a), _size(b)
+    if size_a is None or size_a != size_b:
+        return False
+    for path in (a, b):
+        if path not in digests:
+            try:
+                digests[path] = file_digest(path)
+            except OSError:
+                digests[path] = None  # unreadable: decoding says why
+    return digests[a] is not None and digests[a] == digests[b]
+
+
+def _size(path) -> int | None:
+    """Bytes of a regular local file; None for anything else (a video frame, a URL, a device)."""
     if path is None or isinstance(path, VideoFrameRef) or "://" in str(path):
         return None
     try:
-        return file_digest(path)
+        st = os.stat(path)
     except OSError:
-        return None  # unreadable: decoding says why
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
 def _decide(stage: DecisionStage, measured, spec) -> str:
