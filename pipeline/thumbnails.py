@@ -188,11 +188,7 @@ def signatures_of(paths, *, params: SignatureParams = SignatureParams(), known=N
         # In units of the data range, so the contrast floor means the same for every depth.
         thumbs.append(thumbnail(xp.asarray(image), side=params.side, xp=xp) / _data_range(image.dtype))
         thumb_rows.append(k)
-    if thumbs:
-        stack = xp.stack(thumbs)
-        rows = np.asarray(thumb_rows)
-        out.vectors[rows] = _host(block_means(stack, grid=params.grid, floor=params.min_contrast, xp=xp))
-        out.codes[rows] = _host(dct_hash(stack, bits=params.hash_bits, xp=xp))
+    _describe(out, thumbs, thumb_rows, params, xp)
     for k in range(n):  # byte-identical copies take their twin's row
         if out.file_size[k] >= 0:
             twin = seen[out.content[k].tobytes()]
@@ -232,11 +228,17 @@ def signatures_of_frames(keys, frames, *, params: SignatureParams = SignaturePar
         out.decoded[k] = True
         thumbs.append(thumbnail(xp.asarray(image), side=params.side, xp=xp) / _data_range(image.dtype))
         rows.append(k)
+    _describe(out, thumbs, rows, params, xp)
+    return out
+
+
+def _describe(out: Signatures, thumbs: list, rows: list, params: SignatureParams, xp) -> None:
+    """Fill rows ``rows`` of ``out`` with the descriptors of their thumbnails, as one batch."""
     if thumbs:
         stack = xp.stack(thumbs)
+        rows = np.asarray(rows)
         out.vectors[rows] = _host(block_means(stack, grid=params.grid, floor=params.min_contrast, xp=xp))
         out.codes[rows] = _host(dct_hash(stack, bits=params.hash_bits, xp=xp))
-    return out
 
 
 def _blank(names, params: SignatureParams) -> Signatures:
