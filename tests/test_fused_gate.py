@@ -42,7 +42,7 @@ def test_pair_norms_agree(dtype, tol, monkeypatch):
         np.testing.assert_array_equal(np.asarray(fused[name]), np.asarray(plain[name]), err_msg=name)
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32])
 def test_block_means_agree(dtype, monkeypatch):
     image = _frames(dtype, shape=(301, 455))
     monkeypatch.setattr(backend, "FUSED_FROM", 0)
