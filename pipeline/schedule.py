@@ -85,6 +85,29 @@ def execute(
             runner.run_standalone(chunks, spec, device, shared, window, on_table)
 
 
+@contextmanager
+def _single_blas_thread():
+    """Hold BLAS libraries to one thread each while the block runs, then restore them.
+
+    The workers already use every core, one task each; a BLAS call inside a task (the
+    thumbnails' small matrix products) that wakes its own threads as well oversubscribes
+    the cores, and on a busy machine each wake-up waits for a time slice: measured 6x
+    slower signatures on a loaded 2-core machine. dask.distributed's nanny sets the
+    same limit in its workers' environment.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def _single_blas_thread_for_life():
+    """Pool initializer: this worker process keeps BLAS to one thread for its life."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def _windows(iterable, size):
     it = iter(iterable)
     while window := list(itertools.islice(it, size)):
@@ -147,13 +170,16 @@ class _LocalRunner:
         if scheduler == "processes":
             # One pool for the whole run; 'spawn' avoids forking a threaded parent.
             ctx = multiprocessing.get_context("spawn")
-            with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            with concurrent.futures.ProcessPoolExecutor(
+                max_workers=workers, mp_context=ctx, initializer=_single_blas_thread_for_life
+            ) as pool:
                 yield cls(scheduler, pool)
         elif scheduler == "threads":
-            with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            with _single_blas_thread(), concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
                 yield cls(scheduler, pool)
         else:
-            yield cls(scheduler, None)
+            with _single_blas_thread():
+                yield cls(scheduler, None)
 
     def submit(self, fn, *args):
         return _Call(fn, args)
