@@ -38,6 +38,7 @@ DECISION_FEATURES = (
     "structure",
     "area_local",
     "largest_local",
+    "area_light",
 )
 
 #: Robust sigma of a normal distribution from its median absolute deviation.
@@ -61,6 +62,16 @@ _GAIN_RIDGE = 0.002
 _STRUCTURE_SIGMA = 3.0
 #: Gradient magnitude (fraction of the range per pixel) below which a window counts as flat.
 _STRUCTURE_EPS = 0.01
+#: A scene is dark (night, dusk) when its brightest tenth stays under this level: lamps
+#: and lit windows are the highlights there, where by day sky and walls are brighter.
+_DARK_P90 = 0.6
+#: How much brighter than its surroundings a switched light must be (fraction of the range).
+_LIGHT_PEAK = 0.05
+#: Largest region (fraction of the frame) taken for a lamp or a lit window; a bright
+#: object appearing in a shaded scene is larger than the lights of a city at night.
+_LIGHT_AREA = 0.004
+#: Width (reduced pixels) of the ring a changed region is compared with.
+_RING = 2
 
 
 def _small(image, side, data_range, xp, min_side=16):
@@ -155,6 +166,45 @@ def _local_illumination_residual(x, y, xp):
     scale = _MAD_TO_SIGMA * float(xp.median(xp.abs(residual))) + 0.005  # synchronize
     weights = 1.0 / (1.0 + (residual / (3.0 * scale)) ** 2)
     return xp.abs(_local_fit_residual(x, y, xp, weights=weights))
+
+
+def _light_area(a, b, signed, mask, xp):
+    """Fraction of the frame in changed regions that a light switching explains.
+
+    A region is a light turning on in ``b`` (off: swap the frames) when it is small
+    (:data:`_LIGHT_AREA`), ``b`` is brighter there than the lighting map predicts, the
+    region stands out from a ring
+    around it in ``b`` by :data:`_LIGHT_PEAK` while it did not (half as much) in ``a``,
+    and ``b`` is a dark scene (:data:`_DARK_P90`): a lamp, a lit window or a
+    floodlight at night. By day the same test would take a white car for a lamp, so
+    it is not made there.
+    """
+    ndi = _ndimage(xp)
+    labels, count = ndi.label(mask, structure=xp.ones((3, 3), dtype=bool))
+    n = int(count)  # synchronize
+    if n == 0:
+        return 0.0
+    # Each region's ring: its label spread a few pixels into unchanged pixels (where
+    # two rings meet, one region takes the pixel: enough for a mean).
+    spread = ndi.maximum_filter(labels, size=2 * _RING + 1)
+    ring = (labels == 0) & (spread > 0)
+
+    def mean(values, where, lab):
+        total = xp.bincount(lab[where], weights=values[where], minlength=n + 1)
+        return total / xp.maximum(xp.bincount(lab[where], minlength=n + 1), 1)
+
+    on = mean(-signed, mask, labels) > 0  # brighter in b than a's lighting map says
+    peak_a = mean(a, mask, labels) - mean(a, ring, spread)
+    peak_b = mean(b, mask, labels) - mean(b, ring, spread)
+    bright_peak, dim_peak = xp.where(on, peak_b, peak_a), xp.where(on, peak_a, peak_b)
+    dark_a = float(xp.percentile(a, 90)) < _DARK_P90  # synchronize
+    dark_b = float(xp.percentile(b, 90)) < _DARK_P90  # synchronize
+    dark = xp.where(on, dark_b, dark_a)
+    sizes = xp.bincount(labels.ravel(), minlength=n + 1)
+    small = sizes <= _LIGHT_AREA * a.size
+    light = dark & small & (bright_peak >= _LIGHT_PEAK) & (dim_peak <= 0.5 * bright_peak)
+    light[0] = False
+    return float(sizes[light].sum()) / float(a.size)  # synchronize
 
 
 def _orientation_field(image, xp):
@@ -286,6 +336,9 @@ def decision_features(
         ``area_local``, ``largest_local``: changed regions left when a pixel must also
         escape a smooth local gain/offset illumination field (robust fit, windows of
         21 reduced pixels): what neither light nor shadow explains.
+        ``area_light``: the part of ``area_local`` that lights switching on or off in
+        a dark scene explain (a region that is a highlight against its surroundings
+        in the frame where it is bright, and not in the other).
 
     Raises
     ------
@@ -360,10 +413,13 @@ def decision_features(
     out["flat_a"], out["flat_b"] = float(flat_a), float(flat_b)
     out["structure"] = _structure(sa, sb, xp)
     out["area_local"], out["largest_local"] = out["area"], out["largest"]
+    out["area_light"] = 0.0
     if out["area"] > 0 and not flat_a:
         # A pixel is changed only when neither the global map nor a local illumination
         # field explains it: sun, shadow, haze and weather bend the light locally.
         local = xp.minimum(residual, _local_illumination_residual(sa, sb, xp))
-        area, _, largest, _ = _regions(local, threshold, min_pixels, xp)
+        area, _, largest, local_mask = _regions(local, threshold, min_pixels, xp)
         out["area_local"], out["largest_local"] = area, largest
+        if area > 0:
+            out["area_light"] = _light_area(sa, sb, signed, local_mask, xp)
     return {key: out[key] for key in DECISION_FEATURES}

@@ -26,7 +26,11 @@ Kinds, first match wins (see :class:`DecisionStage` for the numbers):
     what changed is explained by a global monotone intensity map (brightness,
     contrast, gamma, exposure, night mode), or the changed regions keep their pattern
     (light falling on the same things), or a smooth local gain/offset field (sun,
-    shade, haze on a fixed scene) leaves almost nothing changed.
+    shade, haze on a fixed scene) leaves almost nothing changed, or what it leaves are
+    lights switched on or off in a dark scene (highlights against their surroundings
+    in one frame only), or the whole view jumped in exposure (day to night: the
+    intensity distributions a quarter of the range apart) while keeping its edges and
+    no leftover region is large.
 ``content``
     changed regions remain: something appeared, moved or left.
 ``transition``
@@ -262,7 +266,10 @@ class DecisionStage:
     a cut needs correlation under 0.5 over at least 30 % of the frame and (after 5
     rows) a decorrelation 3 x the recent median, and gradient orientations that
     correlate under 0.12; lighting explains regions whose texture correlates above 0.9,
-    or a local illumination field that leaves under 0.15 % of the frame changed; an extreme pair (|correlation| under 0.03) on both
+    or a local illumination field that leaves under 0.15 % of the frame changed (lights
+    switched in a dark scene not counted), or an exposure jump (earth mover's distance
+    of the histograms 0.25 or more, edges kept, no leftover region over 5 %); an
+    extreme pair (|correlation| under 0.03) on both
     sides of a frame makes it corrupt.
     """
 
@@ -290,6 +297,8 @@ class DecisionStage:
         self.lighting_corr = 1.0 - 0.1 / s
         self.cut_structure = min(0.12 * s, 0.5)
         self.content_area = 0.0015 / s**2
+        self.exposure_emd = 0.25 * s
+        self.exposure_largest = 0.05 / s
         self.min_shift = 0.5
         self.min_peak = 0.05
         self.extreme_corr = 0.03
@@ -360,6 +369,17 @@ class DecisionStage:
                 return "lighting"
             if f["area_local"] < self.content_area:  # a local illumination field explains it
                 return "lighting" if f["l1"] >= floor else "none"
+            if f["area_local"] - f["area_light"] < self.content_area:
+                return "lighting"  # lamps, lit windows, floodlights switched in a dark scene
+            if (
+                f["emd"] >= self.exposure_emd
+                and f["structure"] >= self.cut_structure
+                and f["largest_local"] < self.exposure_largest
+            ):
+                # Day to night, night mode, a large exposure jump on the same view (its
+                # edges kept): what is left over is how lights and shine differ, unless
+                # one region is itself large.
+                return "lighting"
             return "content"
         if f["l1"] >= floor:
             if f["shift"] >= self.min_shift and f["align_peak"] >= self.min_peak:
@@ -379,6 +399,8 @@ class DecisionStage:
             "lighting_corr": self.lighting_corr,
             "cut_structure": self.cut_structure,
             "content_area": self.content_area,
+            "exposure_emd": self.exposure_emd,
+            "exposure_largest": self.exposure_largest,
         }
 
     def window(self) -> dict:

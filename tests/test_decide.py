@@ -23,6 +23,7 @@ from framediff.decide import (
     sensitivity_scale,
 )
 from framediff.errors import FramediffError
+from framediff.kernels import gpu_available
 from framediff.kernels.decision_features import DECISION_FEATURES, decision_features
 
 RNG_SEED = 7
@@ -282,6 +283,7 @@ _feature = st.fixed_dictionaries(
         "structure": st.floats(-1, 1),
         "area_local": st.sampled_from([0.0, 0.001, 0.05]),
         "largest_local": st.floats(0, 1),
+        "area_light": st.sampled_from([0.0, 0.001, 0.05]),
         "thumb_a": st.lists(st.floats(0, 1), min_size=4, max_size=4),
         "thumb_b": st.lists(st.floats(0, 1), min_size=4, max_size=4),
     }
@@ -419,6 +421,65 @@ def test_the_same_view_by_night_is_not_a_cut():
     b = np.clip(0.5 * night + 10, 0, 255)
     assert _kind(a.astype(np.uint8), b.astype(np.uint8)) != "cut"
     assert _kind(a.astype(np.uint8), _gray("camera")) == "cut"
+
+
+def _night(image, lamps, seed=0):
+    """The view at night: dark, with some of ``lamps`` (small windows) lit."""
+    rng = np.random.default_rng(seed)
+    out = 0.2 * image.astype(np.float64) + rng.normal(0, 2, image.shape)
+    for y, x in lamps:
+        out[y : y + 6, x : x + 8] = 235
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+_LAMPS = [(40 + 37 * i % 420, 30 + 53 * i % 440) for i in range(24)]
+
+
+@pytest.mark.parametrize("photo", ["astronaut", "coffee", "chelsea"])
+def test_lights_switching_at_night_are_lighting_and_a_large_bright_object_is_content(photo):
+    day = _gray(photo)
+    a = _night(day, _LAMPS[:16], seed=1)
+    b = _night(day, _LAMPS[8:], seed=2)  # eight windows went dark, eight others lit
+    f = pair_features(a, b, data_range=255)
+    assert f[FEATURE_PREFIX + "area_local"] > 0.0015  # not explained by a lighting field
+    assert f[FEATURE_PREFIX + "area_light"] > 0.8 * f[FEATURE_PREFIX + "area_local"]
+    assert _kind(a, b) == "lighting"
+    # A lit object larger than any window appearing in the same night is content.
+    assert _kind(a, _with_object(_night(day, _LAMPS[:16], seed=2), 200, 150, size=60)) == "content"
+
+
+@pytest.mark.parametrize("photo", ["astronaut", "coffee", "chelsea"])
+def test_a_small_bright_object_by_day_is_content_not_a_lamp(photo):
+    day = _gray(photo)
+    b = day.copy()
+    y, x = day.shape[0] // 2, day.shape[1] // 3
+    patch = (slice(y, y + 16), slice(x, x + 18))  # 0.2 % of the frame: lamp-sized
+    b[patch] = 250 if day[patch].mean() < 128 else 5
+    assert _kind(_noisy(day, 2, 1), _noisy(b, 2, 2)) == "content"
+
+
+def test_day_to_night_on_the_same_view_is_lighting():
+    day = _gray("astronaut")
+    assert _kind(day, _night(day, _LAMPS)) == "lighting"
+    assert _kind(_night(day, _LAMPS), day) == "lighting"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not gpu_available(), reason="needs a usable CUDA device and CuPy")
+def test_decision_features_on_the_gpu_match_numpy():
+    import cupy
+
+    day = _gray("astronaut")
+    pairs = [
+        (_night(day, _LAMPS[:16], seed=1), _night(day, _LAMPS[8:], seed=2)),
+        (_noisy(day, 2, 1), _with_object(_noisy(day, 2, 2), 200, 150)),
+        (day, _night(day, _LAMPS)),
+    ]
+    for a, b in pairs:
+        f = decision_features(a, b, data_range=255)
+        g = decision_features(cupy.asarray(a), cupy.asarray(b), data_range=255)
+        for key in DECISION_FEATURES:
+            assert g[key] == pytest.approx(f[key], rel=1e-6, abs=1e-9), key
 
 
 def test_keyframes_never_decode_a_byte_identical_file_and_hash_only_same_sized_ones(tmp_path, monkeypatch):
