@@ -274,3 +274,25 @@ def test_index_killed_while_saving_resumes_to_the_same_result(stable, tmp_path, 
         index.save(folder)
     assert near == _as_set(_index(stable.paths).search())
     assert not [p.name for p in folder.iterdir() if "tmp-" in p.name]
+
+
+def test_signature_descriptors_are_computed_with_the_namespace_handed_down(stable):
+    """``xp`` reaches the descriptor kernels (CuPy on a GPU run); the thumbnails come
+    from the host, so both paths start from the same numbers."""
+
+    class Recording:
+        """NumPy under another name, remembering what was asked of it."""
+
+        def __init__(self):
+            self.used = set()
+
+        def __getattr__(self, name):
+            self.used.add(name)
+            return getattr(np, name)
+
+    xp = Recording()
+    paths = stable.paths[:6]
+    via, plain = signatures_of(paths, xp=xp), signatures_of(paths)
+    assert {"asarray", "median", "packbits", "sqrt", "where"} <= xp.used
+    np.testing.assert_array_equal(via.vectors, plain.vectors)
+    np.testing.assert_array_equal(via.codes, plain.codes)
