@@ -192,7 +192,9 @@ def dct_hash(thumbs, *, bits: int = 64, xp=None):
     x = thumbs.astype(xp.float64, copy=False)
     coeffs = (c @ x @ c.T)[:, :k, :k].reshape(len(thumbs), -1)
     median = xp.median(coeffs, axis=1, keepdims=True)
-    return xp.packbits(coeffs > median, axis=1)
+    # Packed flat, then cut into rows: each row is a whole number of bytes, and CuPy's
+    # packbits has no ``axis``.
+    return xp.packbits((coeffs > median).ravel()).reshape(len(thumbs), bits // 8)
 
 
 def hamming(codes_a, codes_b, *, xp=None):

@@ -114,6 +114,8 @@ def _run_scan(args) -> int:
         )
         for kind, count in s["errors_by_kind"].items():
             print(f"  {kind}: {count}")
+        if s.get("search_note"):  # --mode duplicates on a GPU without faiss-gpu
+            print(f"note: {s['search_note']}")
         print(f"report: {s['report']}")
     return EXIT_SOME_FAILED if s["errors"] else EXIT_OK
 

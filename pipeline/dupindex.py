@@ -11,6 +11,12 @@ Below :data:`IVF_FROM` vectors the index is exact (``IndexFlatL2``); when it gro
 that it is rebuilt once as an inverted file (``IndexIVFFlat``, ``4 sqrt(n)`` lists,
 ``nprobe`` probed per query), which scans a few thousand vectors per query instead of n.
 
+On a GPU (``device='gpu'`` and a FAISS built with GPU support, ``faiss-gpu``) the search
+runs on a copy of the index on the device. FAISS's GPU indexes have no range search, so
+it is made of k-NN searches (:func:`range_search_by_knn`): each query asks for its
+nearest neighbours, and asks again with twice as many while its farthest one is still
+inside the radius. The exact test above then gives the pairs of the CPU search.
+
 Byte-identical files are paired by content hash alone (:meth:`DuplicateIndex.exact_pairs`).
 
 On disk (:meth:`DuplicateIndex.save`), a folder holds one Parquet part of signatures per
@@ -22,6 +28,7 @@ mid-save leaves the previous generation intact.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -38,11 +45,16 @@ from .thumbnails import SignatureParams, Signatures
 
 __all__ = [
     "DEFAULT_RADIUS",
+    "GPU_MAX_K",
     "IVF_FROM",
     "KEEP_RULES",
+    "KNN_START",
     "DuplicateIndex",
     "confirmation_pairs",
     "duplicate_groups",
+    "gpu_faiss_available",
+    "range_search_by_knn",
+    "search_device",
 ]
 
 #: Squared distance of unit block-mean vectors, ``2 - 2 r``: correlation r >= 0.85.
@@ -53,6 +65,12 @@ IVF_FROM = 50_000
 DEFAULT_NPROBE = 16
 #: Suggested-keeper rules of :func:`duplicate_groups`.
 KEEP_RULES = ("resolution", "file-size", "name")
+
+#: Neighbours a k-NN range search (:func:`range_search_by_knn`) asks for first.
+KNN_START = 32
+#: The largest k a FAISS GPU index selects (1024 in older builds, 2048 in newer ones):
+#: query rows with more neighbours inside the radius are range-searched on the CPU index.
+GPU_MAX_K = 1024
 
 MANIFEST = "manifest.json"
 _VERSION = 1
@@ -65,6 +83,130 @@ def _faiss():
     except ImportError:
         raise FramediffError("near-duplicate search needs FAISS: pip install faiss-cpu") from None
     return faiss
+
+
+def gpu_faiss_available() -> bool:
+    """True when FAISS was built with GPU support (``faiss-gpu``) and sees a GPU."""
+    faiss = _faiss()
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+def search_device(device: str) -> tuple[str, str | None]:
+    """Where a search asked to run on ``device`` runs, and why not on the GPU it was asked for.
+
+    Parameters
+    ----------
+    device : {'cpu', 'gpu'}
+        The scan's resolved device.
+
+    Returns
+    -------
+    device : {'cpu', 'gpu'}
+        ``'gpu'`` only when asked and :func:`gpu_faiss_available`.
+    note : str or None
+        Why a GPU run searches on the CPU; None otherwise.
+
+    Raises
+    ------
+    ValueError
+        ``device`` is neither ``'cpu'`` nor ``'gpu'``.
+    """
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"unknown device {device!r}; expected cpu or gpu")
+    if device == "cpu" or gpu_faiss_available():
+        return device, None
+    return "cpu", "FAISS has no GPU support here (pip install faiss-gpu): the candidate search ran on the CPU"
+
+
+@functools.lru_cache(maxsize=1)
+def _gpu_resources():
+    """FAISS's scratch memory and streams on the GPU, made once per process."""
+    return _faiss().StandardGpuResources()
+
+
+def _on_gpu(index):
+    """A copy of ``index`` on GPU 0 (an ID map keeps its ids on the host around it)."""
+    return _faiss().index_cpu_to_gpu(_gpu_resources(), 0, index)
+
+
+def range_search_by_knn(index, queries, radius: float, *, k: int = KNN_START, max_k: int | None = None,
+                        fallback=None):  # fmt: skip
+    """A range search made of k-NN searches, for indexes without one (FAISS on a GPU).
+
+    Each query row asks for its ``k`` nearest neighbours and keeps those closer than
+    ``radius``. A row whose ``k``-th neighbour is still inside may have more, so it asks
+    again with twice the ``k``, until its farthest neighbour lies outside or ``k`` covers
+    the whole index; past ``max_k``, ``fallback`` range-searches the rows left.
+
+    Parameters
+    ----------
+    index : faiss.Index
+        Any index with ``search``, on the CPU or a GPU.
+    queries : array of float32, shape (N, D)
+    radius : float
+        As in FAISS's ``range_search``: neighbours at a distance strictly below it.
+    k : int
+        Neighbours asked for first.
+    max_k : int, optional
+        The largest ``k`` the index accepts (a GPU index: :data:`GPU_MAX_K`); none when
+        omitted.
+    fallback : callable, optional
+        ``fallback(queries, radius) -> (lims, distances, ids)``: an exact range search
+        (the CPU index's ``range_search``) for the rows still full at ``max_k``.
+
+    Returns
+    -------
+    lims : numpy.ndarray of int64, shape (N + 1,)
+    distances : numpy.ndarray of float32
+    ids : numpy.ndarray of int64
+        As ``range_search`` returns them: row ``i``'s neighbours are
+        ``ids[lims[i]:lims[i + 1]]``, the same set (nearest first here) up to FAISS's
+        rounding of distances at the radius.
+
+    Raises
+    ------
+    ValueError
+        ``k`` or ``max_k`` is not positive, or ``max_k`` is given without ``fallback``.
+
+    Examples
+    --------
+    >>> import faiss, numpy as np
+    >>> index = faiss.IndexFlatL2(1)
+    >>> index.add(np.array([[0.0], [0.1], [0.2], [5.0]], np.float32))
+    >>> lims, _, ids = range_search_by_knn(index, np.array([[0.0]], np.float32), 0.5, k=1)
+    >>> sorted(ids.tolist())
+    [0, 1, 2]
+    """
+    if k < 1 or (max_k is not None and max_k < 1):
+        raise ValueError(f"k and max_k must be positive, got k={k!r}, max_k={max_k!r}")
+    if max_k is not None and fallback is None:
+        raise ValueError("max_k needs a fallback range search for the rows with more neighbours")
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    n, total = len(queries), int(index.ntotal)
+    limit = total if max_k is None else min(total, max_k)
+    k = min(k, limit)
+    parts = []  # (query row of each hit, distance, id), in rounds
+    todo = np.arange(n) if total else np.zeros(0, np.int64)
+    while len(todo):
+        dist, ids = index.search(queries[todo], k)
+        inside = (dist < radius) & (ids >= 0)
+        # Full: the k-th neighbour is inside, so the next one may be too (unless k is all).
+        full = inside[:, -1] if k < total else np.zeros(len(todo), bool)
+        done, hit = ~full, inside[~full]
+        parts.append((np.repeat(todo[done], hit.sum(axis=1)), dist[done][hit], ids[done][hit]))
+        todo = todo[full]
+        if len(todo) and k >= limit:  # full at the largest k the index takes
+            lims, dist, ids = fallback(queries[todo], radius)
+            parts.append((np.repeat(todo, np.diff(lims).astype(np.int64)), dist, ids))
+            break
+        k = min(2 * k, limit)
+    if not parts:
+        return np.zeros(n + 1, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64)
+    rows, dist, ids = (np.concatenate(column) for column in zip(*parts))
+    order = np.argsort(rows, kind="stable")  # by query row, each row's hits in their order
+    lims = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=lims[1:])
+    return lims, dist[order].astype(np.float32), ids[order].astype(np.int64)
 
 
 class DuplicateIndex:
@@ -158,7 +300,7 @@ class DuplicateIndex:
         ivf.add_with_ids(np.ascontiguousarray(s.vectors[ok_rows]), ok_rows.astype(np.int64))
         self._index = ivf
 
-    def search(self, rows=None, *, radius: float = DEFAULT_RADIUS) -> np.ndarray:
+    def search(self, rows=None, *, radius: float = DEFAULT_RADIUS, device: str = "cpu") -> np.ndarray:
         """Candidate pairs of ``rows`` against every indexed image, within ``radius``.
 
         Parameters
@@ -167,24 +309,45 @@ class DuplicateIndex:
             The query rows (the ones just added); all rows when omitted.
         radius : float
             Squared Euclidean distance of block-mean vectors (``2 - 2 r``).
+        device : {'cpu', 'gpu'}
+            Where FAISS searches: ``'gpu'`` on a copy of the index on the GPU, by
+            :func:`range_search_by_knn`; the pairs are the same.
 
         Returns
         -------
         numpy.ndarray of int64, shape (P, 2)
             Unique pairs ``(a, b)``, ``a < b``, sorted; their exact squared distance is
             at most ``radius``. Rows without a readable image are never paired here.
+
+        Raises
+        ------
+        FramediffError
+            ``device='gpu'`` and FAISS has no GPU support here (see :func:`gpu_faiss_available`).
+        ValueError
+            ``device`` is neither ``'cpu'`` nor ``'gpu'``.
         """
         s = self.signatures
         rows = np.arange(len(s)) if rows is None else np.asarray(rows, np.int64)
         rows = rows[s.ok[rows]]
         if isinstance(self._index, _faiss().IndexIVF):
-            self._index.nprobe = self.nprobe
+            self._index.nprobe = self.nprobe  # before a GPU copy, which takes it along
         # A little slack, then the exact test: FAISS's rounding must not decide a pair.
         slack = radius * (1 + 1e-4) + 1e-5
+        if device == "cpu":
+            neighbours = self._index.range_search
+        elif device == "gpu":
+            if not gpu_faiss_available():
+                raise FramediffError("a search on the GPU needs FAISS with GPU support and a GPU (faiss-gpu)")
+            gpu = _on_gpu(self._index) if len(rows) else None  # no copy when nothing is asked
+
+            def neighbours(queries, radius):
+                return range_search_by_knn(gpu, queries, radius, max_k=GPU_MAX_K, fallback=self._index.range_search)
+        else:
+            raise ValueError(f"unknown device {device!r}; expected cpu or gpu")
         found = []
         for start in range(0, len(rows), _QUERY_BATCH):
             q = rows[start : start + _QUERY_BATCH]
-            lims, _dist, ids = self._index.range_search(np.ascontiguousarray(s.vectors[q]), slack)
+            lims, _dist, ids = neighbours(np.ascontiguousarray(s.vectors[q]), slack)
             a = np.repeat(q, np.diff(lims).astype(np.int64))
             keep = ids != a
             a, b = a[keep], ids[keep]
@@ -215,8 +378,8 @@ class DuplicateIndex:
                     pairs.append((first, row))
         return np.unique(np.array(pairs, np.int64).reshape(-1, 2), axis=0)
 
-    def update(self, signatures: Signatures, *, radius: float = DEFAULT_RADIUS):
-        """Add new images and search only new against all.
+    def update(self, signatures: Signatures, *, radius: float = DEFAULT_RADIUS, device: str = "cpu"):
+        """Add new images and search only new against all (on ``device``, as :meth:`search`).
 
         Returns
         -------
@@ -228,7 +391,7 @@ class DuplicateIndex:
             Byte-identical pairs (:meth:`exact_pairs`) with at least one new image.
         """
         rows = self.add(signatures)
-        return rows, self.search(rows, radius=radius), self.exact_pairs(rows)
+        return rows, self.search(rows, radius=radius, device=device), self.exact_pairs(rows)
 
     # ----------------------------------------------------------------- persistence
 

@@ -185,8 +185,7 @@ def signatures_of(paths, *, params: SignatureParams = SignatureParams(), known=N
             continue
         out.decoded[k] = True
         seen[digest] = k
-        # In units of the data range, so the contrast floor means the same for every depth.
-        thumbs.append(thumbnail(xp.asarray(image), side=params.side, xp=xp) / _data_range(image.dtype))
+        thumbs.append(_thumbnail(image, params))
         thumb_rows.append(k)
     _describe(out, thumbs, thumb_rows, params, xp)
     for k in range(n):  # byte-identical copies take their twin's row
@@ -226,16 +225,28 @@ def signatures_of_frames(keys, frames, *, params: SignatureParams = SignaturePar
             continue
         image, out.height[k], out.width[k] = frame
         out.decoded[k] = True
-        thumbs.append(thumbnail(xp.asarray(image), side=params.side, xp=xp) / _data_range(image.dtype))
+        thumbs.append(_thumbnail(image, params))
         rows.append(k)
     _describe(out, thumbs, rows, params, xp)
     return out
 
 
+def _thumbnail(image: np.ndarray, params: SignatureParams) -> np.ndarray:
+    """The thumbnail of one decoded image, on the host, in units of the data range (so
+    the contrast floor means the same for every bit depth).
+
+    Made next to the decoder whatever the device: images of every size would each cost a
+    copy and a few kernel launches on a GPU for 32 x 32 numbers, and the descriptors of
+    the GPU path then start from the very thumbnails of the NumPy path.
+    """
+    return thumbnail(image, side=params.side) / _data_range(image.dtype)
+
+
 def _describe(out: Signatures, thumbs: list, rows: list, params: SignatureParams, xp) -> None:
-    """Fill rows ``rows`` of ``out`` with the descriptors of their thumbnails, as one batch."""
+    """Fill rows ``rows`` of ``out`` with the descriptors of their thumbnails, as one batch
+    computed with ``xp`` (one host-to-device copy of the stack on a GPU)."""
     if thumbs:
-        stack = xp.stack(thumbs)
+        stack = xp.asarray(np.stack(thumbs))
         rows = np.asarray(rows)
         out.vectors[rows] = _host(block_means(stack, grid=params.grid, floor=params.min_contrast, xp=xp))
         out.codes[rows] = _host(dct_hash(stack, bits=params.hash_bits, xp=xp))

@@ -2,7 +2,8 @@
 
 Truth: every file written from one original is one group (``framediff.planted``);
 brute force: all pairs' distances computed with NumPy; keepers: sizes read back with
-Pillow and ``os.path.getsize``.
+Pillow and ``os.path.getsize``. The GPU's search (k-NN searches widened until they hold
+every neighbour in the radius) is checked on CPU indexes against FAISS's own range search.
 """
 
 from __future__ import annotations
@@ -16,7 +17,19 @@ from PIL import Image
 
 pytest.importorskip("faiss", reason="the near-duplicate index needs faiss-cpu")
 
-from framediff.dupindex import DEFAULT_RADIUS, DuplicateIndex, confirmation_pairs, duplicate_groups
+import faiss
+
+import framediff.dupindex as dupindex
+from framediff.dupindex import (
+    DEFAULT_RADIUS,
+    KNN_START,
+    DuplicateIndex,
+    confirmation_pairs,
+    duplicate_groups,
+    gpu_faiss_available,
+    range_search_by_knn,
+    search_device,
+)
 from framediff.errors import FramediffError
 from framediff.modes import Inputs, get_mode
 from framediff.planted import PHOTOS, make_planted, photo
@@ -274,3 +287,161 @@ def test_index_killed_while_saving_resumes_to_the_same_result(stable, tmp_path, 
         index.save(folder)
     assert near == _as_set(_index(stable.paths).search())
     assert not [p.name for p in folder.iterdir() if "tmp-" in p.name]
+
+
+# ------------------------------------------------ the GPU's search, tested on the CPU
+#
+# FAISS's GPU indexes have no range search: there the search is a k-NN search widened
+# until each query's farthest neighbour lies outside the radius. The strategy works on
+# any index, so it is checked here against FAISS's own range search on CPU indexes.
+
+
+def _planted_vectors(seed=3):
+    """Unit 64-d vectors, as block-mean vectors are: a dense cluster of 150 (more than
+    four times ``KNN_START``), one of 40, one of 3 and 30 singles. Squared distances are
+    about 0.01 within a cluster and about 2 between: none lies near the radius, so both
+    searches must find exactly the same neighbours."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(33, 64))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    sizes = [150, 40, 3] + [1] * 30
+    x = np.concatenate([c + 0.01 * rng.normal(size=(n, 64)) for c, n in zip(centres, sizes)])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x = x[rng.permutation(len(x))].astype(np.float32)  # clusters spread over the rows
+    d2 = ((x[:, None].astype(np.float64) - x[None]) ** 2).sum(-1)
+    assert not ((d2 > 0.05) & (d2 < 1.0)).any()  # the margin the docstring promises
+    return x
+
+
+def _faiss_index(kind, x):
+    if kind == "flat":
+        index = faiss.IndexFlatL2(x.shape[1])
+        index.add(x)
+    elif kind == "id-map":  # as DuplicateIndex keeps a flat index: ids are rows, not positions
+        index = faiss.IndexIDMap2(faiss.IndexFlatL2(x.shape[1]))
+        index.add_with_ids(x, np.arange(len(x), dtype=np.int64) * 7 + 5)
+    else:
+        index = faiss.index_factory(x.shape[1], "IVF8,Flat")
+        index.train(x)
+        index.nprobe = 2
+        index.add_with_ids(x, np.arange(len(x), dtype=np.int64) * 7 + 5)
+    return index
+
+
+def _hits(lims, ids) -> set:
+    return {(q, int(i)) for q in range(len(lims) - 1) for i in ids[lims[q] : lims[q + 1]]}
+
+
+@pytest.mark.parametrize("kind", ["flat", "id-map", "ivf"])
+def test_knn_range_search_equals_range_search(kind):
+    x = _planted_vectors()
+    index = _faiss_index(kind, x)
+    lims, dist, ids = index.range_search(x, DEFAULT_RADIUS)
+    got_lims, got_dist, got_ids = range_search_by_knn(index, x, DEFAULT_RADIUS)
+    # The dense cluster's rows have more neighbours than k doubled once (an inverted file
+    # splits the cluster over its lists): one k-NN search without the widening misses them.
+    assert np.diff(lims).max() > 2 * KNN_START
+    assert _hits(got_lims, got_ids) == _hits(lims, ids)
+    assert got_lims.dtype == np.int64 and got_lims[-1] == len(got_ids) == len(got_dist)
+    want = {
+        (q, int(i)): d for q in range(len(x)) for i, d in zip(ids[lims[q] : lims[q + 1]], dist[lims[q] : lims[q + 1]])
+    }
+    got = [want[(q, int(i))] for q in range(len(x)) for i in got_ids[got_lims[q] : got_lims[q + 1]]]
+    np.testing.assert_allclose(got_dist, got, atol=1e-5)
+
+
+def test_knn_range_search_falls_back_to_a_range_search_past_max_k():
+    x = _planted_vectors()
+    index = _faiss_index("id-map", x)
+    lims, _dist, ids = index.range_search(x, DEFAULT_RADIUS)
+    asked = []
+
+    def fallback(queries, radius):
+        asked.append(len(queries))
+        return index.range_search(queries, radius)
+
+    got_lims, _got_dist, got_ids = range_search_by_knn(index, x, DEFAULT_RADIUS, k=8, max_k=64, fallback=fallback)
+    assert _hits(got_lims, got_ids) == _hits(lims, ids)
+    assert asked == [150]  # only the dense cluster's rows outgrow k = 64, in one call
+
+
+def test_knn_range_search_on_empty_inputs_and_bad_arguments():
+    x = _planted_vectors()[:5]
+    empty = faiss.IndexFlatL2(64)
+    lims, dist, ids = range_search_by_knn(empty, x, DEFAULT_RADIUS)
+    assert lims.tolist() == [0] * 6 and len(dist) == len(ids) == 0
+    full = _faiss_index("flat", x)
+    lims, _dist, ids = range_search_by_knn(full, x[:0], DEFAULT_RADIUS)
+    assert lims.tolist() == [0] and len(ids) == 0
+    lims, _dist, ids = range_search_by_knn(full, x, 10.0, k=2)  # k grows to the whole index, no further
+    assert np.diff(lims).tolist() == [5] * 5 and _hits(lims, ids) == {(q, i) for q in range(5) for i in range(5)}
+    with pytest.raises(ValueError, match="max_k needs a fallback"):
+        range_search_by_knn(full, x, DEFAULT_RADIUS, max_k=4)
+    with pytest.raises(ValueError, match="must be positive"):
+        range_search_by_knn(full, x, DEFAULT_RADIUS, k=0)
+
+
+def _vector_signatures(x) -> Signatures:
+    """Signatures that are only vectors (no files): rows of an index to search."""
+    n = len(x)
+    return Signatures(
+        [f"v{k}" for k in range(n)], np.zeros(n, "V16"), np.full(n, -1, np.int64), np.zeros(n, np.int64),
+        np.zeros(n, np.int64), np.full(n, "ok", "U16"), [""] * n, np.zeros(n, bool), x, np.zeros((n, 8), np.uint8),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("ivf_from", [10**9, 100])
+def test_search_on_the_gpu_path_finds_the_pairs_of_the_cpu_search(monkeypatch, ivf_from):
+    """The GPU branch of ``DuplicateIndex.search`` with the CPU index standing in for
+    its GPU copy, and a small largest k so the fallback range search runs too."""
+    x = _planted_vectors()
+    index = DuplicateIndex(ivf_from=ivf_from, nprobe=4)
+    index.add(_vector_signatures(x))
+    assert index.kind == ("ivf" if ivf_from == 100 else "flat")
+    cpu = _as_set(index.search())
+    if index.kind == "flat":  # an inverted file misses what its probed lists lack, on both paths
+        assert cpu == _brute_force(index.signatures)
+    monkeypatch.setattr(dupindex, "gpu_faiss_available", lambda: True)
+    monkeypatch.setattr(dupindex, "_on_gpu", lambda index: index)
+    monkeypatch.setattr(dupindex, "GPU_MAX_K", 64)
+    assert _as_set(index.search(device="gpu")) == cpu
+    rows = np.arange(0, len(x), 3)  # an update's query rows only
+    assert _as_set(index.search(rows, device="gpu")) == _as_set(index.search(rows))
+
+
+def test_search_on_the_gpu_without_gpu_faiss_falls_back_with_a_note():
+    if gpu_faiss_available():
+        pytest.skip("this FAISS searches on a GPU: nothing to fall back from")
+    device, note = search_device("gpu")
+    assert device == "cpu" and "faiss-gpu" in note
+    assert search_device("cpu") == ("cpu", None)
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        search_device("tpu")
+    index = DuplicateIndex()
+    index.add(_vector_signatures(_planted_vectors()[:10]))
+    with pytest.raises(FramediffError, match="needs FAISS with GPU support"):
+        index.search(device="gpu")
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        index.search(device="tpu")
+
+
+def test_signature_descriptors_are_computed_with_the_namespace_handed_down(stable):
+    """``xp`` reaches the descriptor kernels (CuPy on a GPU run); the thumbnails come
+    from the host, so both paths start from the same numbers."""
+
+    class Recording:
+        """NumPy under another name, remembering what was asked of it."""
+
+        def __init__(self):
+            self.used = set()
+
+        def __getattr__(self, name):
+            self.used.add(name)
+            return getattr(np, name)
+
+    xp = Recording()
+    paths = stable.paths[:6]
+    via, plain = signatures_of(paths, xp=xp), signatures_of(paths)
+    assert {"asarray", "median", "packbits", "sqrt", "where"} <= xp.used
+    np.testing.assert_array_equal(via.vectors, plain.vectors)
+    np.testing.assert_array_equal(via.codes, plain.codes)

@@ -17,6 +17,7 @@ import time
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from scan_fixtures import run_cli
 
 import framediff
 import framediff.frames as frames_module
@@ -168,6 +169,27 @@ def test_update_equals_a_scan_from_scratch(tmp_path):
     # A second scan from scratch into the same index is refused before any work.
     with pytest.raises(FramediffError, match="already there"):
         framediff.scan(first, output=tmp_path / "again.parquet", index=tmp_path / "idx", **kw)
+
+
+def test_a_gpu_run_without_faiss_gpu_searches_on_the_cpu_and_says_so_once(tmp_path, monkeypatch, capsys):
+    import framediff.modes.duplicates as duplicates
+    from framediff.dupindex import gpu_faiss_available
+
+    if gpu_faiss_available():
+        pytest.skip("this FAISS searches on a GPU: nothing to fall back from")
+    make_planted(tmp_path / "img", [photo("camera"), photo("coffee")], edits=("png", "half-size"))
+    kw = dict(mode="duplicates", resize="smallest", scheduler="synchronous")
+    cpu = framediff.scan(tmp_path / "img", **kw)
+    assert cpu.attrs["summary"]["search_device"] == "cpu" and "search_note" not in cpu.attrs["summary"]
+    # A GPU run as the search sees it (the signature tasks still run on the CPU here).
+    monkeypatch.setattr(duplicates, "_scan_device", lambda spec: "gpu")
+    gpu = framediff.scan(tmp_path / "img", **kw)
+    s = gpu.attrs["summary"]
+    assert s["search_device"] == "cpu" and "faiss-gpu" in s["search_note"]
+    assert _duplicate_pairs(gpu) == _duplicate_pairs(cpu) and len(_duplicate_pairs(cpu)) == 6
+    code, out, _err = run_cli(capsys, ["scan", tmp_path / "img", *("--mode", "duplicates", "--resize", "smallest"),
+                                       *("--scheduler", "synchronous", "-o", tmp_path / "r.parquet")])  # fmt: skip
+    assert code == 0 and out.count("faiss-gpu") == 1
 
 
 def test_options_of_duplicates_mode_are_checked():

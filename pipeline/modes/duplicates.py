@@ -5,7 +5,9 @@ A scan in this mode runs in three steps:
 1. :meth:`Duplicates.before_plan` computes a signature of every new input on the
    scan's scheduler (decode-once at 1/8 scale, :func:`framediff.thumbnails.signatures_of`),
    adds them to a :class:`~framediff.dupindex.DuplicateIndex` and range-searches only the
-   new images against everything indexed: candidate pairs, never all pairs.
+   new images against everything indexed: candidate pairs, never all pairs. On a GPU the
+   descriptors are computed with CuPy and FAISS searches on the device when it can
+   (``faiss-gpu``); otherwise on the CPU, which the summary says (``search_device``).
 2. The plan is the candidate pairs, measured exactly as ``--mode pairs`` measures listed
    pairs (same row schema, options and thresholds), so a *duplicate* is a pair that pairs
    mode would report as not changed. Byte-identical files (same content hash) become
@@ -35,8 +37,18 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from framediff import kernels as K
+
 from ..atomic import atomic_path
-from ..dupindex import DEFAULT_RADIUS, KEEP_RULES, MANIFEST, DuplicateIndex, confirmation_pairs, duplicate_groups
+from ..dupindex import (
+    DEFAULT_RADIUS,
+    KEEP_RULES,
+    MANIFEST,
+    DuplicateIndex,
+    confirmation_pairs,
+    duplicate_groups,
+    search_device,
+)
 from ..errors import DecodeError, FramediffError, ParameterError
 from ..measure import error_row
 from ..plan import Chunk, frame_ranges
@@ -174,7 +186,8 @@ class Duplicates(Pairs):
         signature_seconds = time.perf_counter() - started
         started = time.perf_counter()
         radius = DEFAULT_RADIUS if request.radius is None else float(request.radius)
-        rows, near, exact = index.update(signed, radius=radius)
+        device, note = search_device(_scan_device(spec))
+        rows, near, exact = index.update(signed, radius=radius, device=device)
         s = index.signatures
         # Pairs of the same bytes are rows already (below): never decoded to confirm them.
         same = (s.content[near[:, 0]] == s.content[near[:, 1]]) & (s.file_size[near[:, 0]] >= 0) if len(near) else []
@@ -194,6 +207,8 @@ class Duplicates(Pairs):
                 "byte_identical_pairs": int(len(exact)),
                 "signature_seconds": round(signature_seconds, 3),
                 "search_seconds": round(search_seconds, 3),
+                "search_device": device,
+                **({"search_note": note} if note else {}),
             },
         )  # fmt: skip
         return Inputs(tuple(names), _readable(s.paths, paths, given), pairs=candidates, context=found)
@@ -270,6 +285,11 @@ class Duplicates(Pairs):
         kept = [i for i in range(len(inputs.names)) if i not in dropped]
         extra["kept"] = len(kept)
         return kept, extra
+
+
+def _scan_device(spec) -> str:
+    """``'gpu'`` when the scan runs on CuPy (the device its tasks resolved), else ``'cpu'``."""
+    return "cpu" if K.resolve_device(spec.options.device) is np else "gpu"
 
 
 def _replace_mode(spec, mode):
