@@ -116,52 +116,30 @@ def histogram_u8_256(images, out):
 
 
 @numba.njit(nogil=True, cache=True)
-def block_mean(image, factor, out):
+def block_mean(image, factor, columns, out):
     """Mean of each ``factor`` x ``factor`` block of a 2-D image into ``out`` (float64).
 
     ``out`` has shape (H // factor, W // factor); the remainder rows/columns are
-    ignored. One pass, row by row (NumPy's reshape-and-mean strides across rows).
-    """
-    oh, ow = out.shape
-    scale = 1.0 / (factor * factor)
-    acc = np.empty(ow, np.float64)
-    for oy in range(oh):
-        acc[:] = 0.0
-        for r in range(factor):
-            row = image[oy * factor + r]
-            for ox in range(ow):
-                base = ox * factor
-                total = 0.0
-                for k in range(factor):
-                    total += row[base + k]
-                acc[ox] += total
-        for ox in range(ow):
-            out[oy, ox] = acc[ox] * scale
-
-
-@numba.njit(nogil=True, cache=True)
-def block_mean_int(image, factor, out):
-    """:func:`block_mean` of an integer image, summed exactly in int64.
-
-    Rows are added column-wise first (a contiguous, vectorised loop), then each block's
-    columns: measured 5x faster than :func:`block_mean` on 1080p frames, and the same
-    values bit for bit (integer sums are exact; one scaling at the end).
+    ignored. ``columns`` is scratch of ``W // factor * factor`` accumulators: int64 for
+    an integer image (exact sums, so the same values as NumPy bit for bit), float64
+    otherwise. Each block row's rows are added column-wise first (a contiguous,
+    vectorised loop), then each block's columns: measured 5x faster at 1080p than
+    summing block by block.
     """
     oh, ow = out.shape
     scale = 1.0 / (factor * factor)
     width = ow * factor
-    col = np.empty(width, np.int64)
     for oy in range(oh):
-        col[:] = 0
+        columns[:] = 0
         for r in range(factor):
             row = image[oy * factor + r]
             for x in range(width):
-                col[x] += row[x]
+                columns[x] += row[x]
         for ox in range(ow):
             base = ox * factor
-            total = np.int64(0)
-            for k in range(factor):
-                total += col[base + k]
+            total = columns[base]
+            for k in range(1, factor):
+                total += columns[base + k]
             out[oy, ox] = np.float64(total) * scale
 
 

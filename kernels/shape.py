@@ -352,6 +352,6 @@ def reduce_to(image, max_side: int, *, min_side: int = 16, xp=None):
         # Sum, then scale by 1/f^2, as the compiled kernel does: the same values, bit for bit.
         return image[:hh, :ww].reshape(hh // f, f, ww // f, f).sum(axis=(1, 3), dtype=xp.float64) * (1.0 / (f * f))
     out = np.empty((h // f, w // f), np.float64)
-    kernel = fused.block_mean_int if image.dtype.kind in "iu" else fused.block_mean
-    kernel(np.ascontiguousarray(image), f, out)
+    columns = np.empty(w // f * f, np.int64 if image.dtype.kind in "iub" else np.float64)
+    fused.block_mean(np.ascontiguousarray(image), f, columns, out)
     return out
