@@ -306,6 +306,198 @@ def _duplicate_pairs(df) -> set:
     return {tuple(sorted(p)) for p in zip(d.path_a, d.path_b)}
 
 
+# The exact reference: what ``framediff.scan(folder, mode="pairs", **params)`` reports as
+# duplicates, computed with the scan's own decode, preparation and measurement functions
+# but without a report row per pair: every image is decoded and prepared once, pairs that
+# provably cannot be unchanged are dropped by a bound, and the rest are measured.
+#
+# Why the bound holds. Pairs mode calls a pair unchanged only if no threshold is crossed,
+# so in particular l0_fraction <= f, where l0_fraction is the share of the N pixels with
+# |d| > t (d = a - b of the prepared frames, t = tol; for integer frames the scan counts
+# |d| > floor(t), the same set). Every other pixel has |d| <= t, and no pixel has |d| > R,
+# R = largest minus smallest prepared pixel value of the frames compared. With c <= f N
+# pixels above t:  mean|d| <= ((N - c) t + c R) / N <= t + f max(R - t, 0).  For disjoint
+# blocks B_k of the frame (pixels outside every block left out), by the triangle inequality
+#   sum_k |sum_{B_k} d| / N  <=  sum_k sum_{B_k} |d| / N  <=  mean|d|.
+# The left side is the L1 distance of the two frames' vectors of block sums divided by N.
+# So a pair whose block-sum distance exceeds t + f max(R - t, 0) has l0_fraction > f:
+# pairs mode reports it changed, and dropping it loses no duplicate. (Checked, not only
+# argued: with ``prune=False`` every pair is measured and the duplicates the bound would
+# drop are counted; tests/test_bench_exact_reference.py and the benchmark's own check
+# compare the reference with pairs mode itself.)
+
+#: Blocks per side of the bound's grid: a finer grid gives a tighter bound for more work.
+#: On the planted 20,000 images 16 leaves 11 million of 2e8 pairs to measure (8: 21 million).
+BOUND_GRID = 16
+#: Pairs measured per call of the scan's batch measurement (bounded temporaries).
+MEASURE_BATCH = 20_000
+
+
+def _block_sums(pixels: np.ndarray, grid: int = BOUND_GRID) -> np.ndarray:
+    """Each frame's sums over a ``grid`` x ``grid`` block grid, divided by its pixel count."""
+    n, h, w = pixels.shape
+    bh, bw = max(1, h // grid), max(1, w // grid)
+    gh, gw = h // bh, w // bw
+    sums = pixels[:, : gh * bh, : gw * bw].reshape(n, gh, bh, gw, bw).sum(axis=(2, 4), dtype=np.float64)
+    return sums.reshape(n, -1) / (h * w)
+
+
+def _frame_groups(paths, opts):
+    """Decode every input once as pairs mode does: ``{(shape, source dtype): [(index, raw)]}``."""
+    from framediff.decode import DecodeError
+    from framediff.engine import fit_frame, read_frame_typed
+
+    groups: dict = {}
+    for i, path in enumerate(paths):
+        try:
+            raw, source = read_frame_typed(path, opts)
+        except DecodeError:
+            continue  # an error row in pairs mode: never a duplicate
+        raw, _action = fit_frame(np.array(raw, copy=True), opts)  # the decoder reuses its buffer
+        groups.setdefault((raw.shape[:2], np.dtype(source).str), []).append((i, raw))
+    return groups
+
+
+def _as_compared(members, other_shape, opts):
+    """The raw frames of one shape group as pairs mode compares them with ``other_shape``."""
+    from framediff.engine import reconcile_pair
+
+    template = np.zeros(other_shape, members[0][1].dtype)
+    # reconcile_pair resizes the frame with more pixels to the other's shape, whichever
+    # of the two it is: the result for this frame depends only on its own pixels.
+    return np.stack([reconcile_pair(raw, template, opts)[0] for _, raw in members])
+
+
+def _pair_blocks(ua, ub, same: bool, bound: float, prune: bool, block: int = 256):
+    """The pairs of two groups, a block of rows at a time: ``(rows, cols, within)``.
+
+    ``within`` tells which pairs have a block-sum L1 distance within ``bound``; with
+    ``prune`` only those are listed, otherwise every pair (``i < j`` when ``same``).
+    """
+    from scipy.spatial.distance import cdist
+
+    for s in range(0, len(ua), block):
+        start = s if same else 0
+        within = cdist(ua[s : s + block], ub[start:], "cityblock") <= bound
+        wanted = within.copy() if prune else np.ones_like(within)
+        if same:
+            wanted &= np.arange(start, len(ub))[None, :] > np.arange(s, s + len(within))[:, None]
+        i, j = np.nonzero(wanted)
+        yield i + s, j + start, within[i, j]
+
+
+def _unchanged(stack_a, rows, stack_b, cols, opts, thresholds) -> np.ndarray:
+    """Which pairs ``(stack_a[rows[k]], stack_b[cols[k]])`` the scan's own batch
+    measurement and thresholds call unchanged."""
+    from framediff.engine import measure_pairs
+    from framediff.thresholds import changed_flags
+
+    out = np.zeros(len(rows), bool)
+    for s in range(0, len(rows), MEASURE_BATCH):
+        values = measure_pairs(stack_a, rows[s : s + MEASURE_BATCH], stack_b, cols[s : s + MEASURE_BATCH], opts)
+        out[s : s + MEASURE_BATCH] = ~changed_flags(values, thresholds)
+    return out
+
+
+def exact_pairs_reference(folder, params=None, *, prune: bool = True) -> tuple:
+    """The duplicate pairs brute-force pairs mode reports, without a pipeline row per pair.
+
+    Parameters
+    ----------
+    folder : path
+        The images (discovered as ``framediff.scan`` discovers them).
+    params : dict, optional
+        Scan parameters (default :data:`PIXEL_PARAMS`); ``mode`` is ``pairs``.
+    prune : bool
+        Measure only the pairs the l0_fraction bound leaves (see the note above);
+        ``False`` measures every pair and counts the duplicates the bound would have
+        dropped (``cut``: zero, or the bound is wrong).
+
+    Returns
+    -------
+    pairs : set of (str, str)
+        Report paths of every pair with status ok and ``changed`` False, each sorted.
+    stats : dict
+        ``images``, ``all_pairs``, ``measured`` pairs, ``within`` (pairs the bound
+        leaves), ``bound``, ``cut`` and the seconds of each step.
+
+    Raises
+    ------
+    ValueError
+        Options the reference does not reproduce: no thresholds, pairwise options or
+        cropping, or two shapes of one area under ``resize='smallest'`` (there the
+        pair order decides which frame is resized).
+    """
+    from framediff.engine import prepare_stack
+    from framediff.request import ScanRequest
+    from framediff.scan import discover_stage, plan_stage
+
+    params = dict(PIXEL_PARAMS if params is None else params, mode="pairs")
+    t0 = time.perf_counter()
+    # The scan's own request and plan stages: the same discovery, names and options.
+    request = ScanRequest.build(folder, **params)
+    planned = plan_stage(request, discover_stage(request))
+    opts, names, paths = planned.spec.options, planned.spec.names, planned.inputs.paths
+    thresholds = planned.spec.thresholds.as_dict()
+    if opts.pairwise or opts.crop or not thresholds:
+        raise ValueError("the exact reference needs thresholds, and no pairwise options or crop")
+    # Only the metrics the thresholds read: each value is computed on its own.
+    measure_opts = opts.replace(metrics=tuple(thresholds))
+    groups = _frame_groups(paths, opts)
+    keys = sorted(groups, key=lambda k: (-k[0][0] * k[0][1], k))
+    n = len(paths)
+    stats = {"images": n, "all_pairs": n * (n - 1) // 2, "measured": 0, "within": 0, "cut": 0}
+    stats["load_s"] = time.perf_counter() - t0
+    measure_s = 0.0
+    found = set()
+    for gi, key_a in enumerate(keys):
+        for key_b in keys[gi:]:
+            (shape_a, source_a), (shape_b, source_b) = key_a, key_b
+            if source_a != source_b:
+                continue  # not comparable: an error row
+            if shape_a != shape_b:
+                if opts.resize == "error":
+                    continue  # a size-mismatch row
+                if shape_a[0] * shape_a[1] == shape_b[0] * shape_b[1]:
+                    raise ValueError(f"shapes {shape_a} and {shape_b} have one area: not reproduced")
+            same = key_a == key_b
+            stack_a = prepare_stack(_as_compared(groups[key_a], shape_b, opts), measure_opts, np, source_dtype=source_a)
+            stack_b = (
+                stack_a
+                if same
+                else prepare_stack(_as_compared(groups[key_b], shape_a, opts), measure_opts, np, source_dtype=source_b)
+            )
+            index_a = np.array([i for i, _ in groups[key_a]])
+            index_b = np.array([i for i, _ in groups[key_b]])
+            bound = np.inf
+            if "l0_fraction" in thresholds:
+                low = min(stack_a.pixels.min(), stack_b.pixels.min())
+                spread = float(max(stack_a.pixels.max(), stack_b.pixels.max())) - float(low)
+                bound = opts.tol + thresholds["l0_fraction"] * max(spread - opts.tol, 0.0)
+                stats["bound"] = bound
+            sums_a, sums_b = _block_sums(stack_a.pixels), _block_sums(stack_b.pixels)
+            # A relative 1e-9 above the bound: the float sums may round either way.
+            for rows, cols, within in _pair_blocks(sums_a, sums_b, same, bound * (1 + 1e-9), prune):
+                t = time.perf_counter()
+                # Pairs mode measures (a, b), a the earlier input: KL(p_a || p_b) is not symmetric.
+                a_first = index_a[rows] < index_b[cols]
+                unchanged = np.empty(len(rows), bool)
+                unchanged[a_first] = _unchanged(stack_a, rows[a_first], stack_b, cols[a_first], measure_opts,
+                                                thresholds)  # fmt: skip
+                unchanged[~a_first] = _unchanged(stack_b, cols[~a_first], stack_a, rows[~a_first], measure_opts,
+                                                 thresholds)  # fmt: skip
+                stats["measured"] += len(rows)
+                stats["within"] += int(within.sum())
+                stats["cut"] += int((unchanged & ~within).sum())
+                for a, b in zip(index_a[rows[unchanged]], index_b[cols[unchanged]]):
+                    found.add(tuple(sorted((names[a], names[b]))))
+                measure_s += time.perf_counter() - t
+    stats["total_s"] = time.perf_counter() - t0
+    # The rest: preparing the groups and the bound's distances.
+    stats["measure_s"], stats["bound_s"] = measure_s, stats["total_s"] - stats["load_s"] - measure_s
+    return found, stats
+
+
 def bench_pixels(work: Path, n: int, brute: bool) -> dict:
     """Duplicates mode (and brute-force pairs mode) on ``n`` planted small pictures."""
     import framediff
