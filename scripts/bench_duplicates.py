@@ -27,11 +27,20 @@
    brightness +10 % and half size): wall time of both, and the duplicate pairs of the
    index route scored against brute force (recall; false = pairs brute force does not
    report). Brute force runs only up to ``--pairs-up-to`` images (n^2/2 measurements);
-   beyond that the duplicates route runs alone and brute force is extrapolated by n^2.
+   up to ``--exact-up-to`` images the truth is the exact reference instead: pairs mode's
+   duplicates computed with the scan's own decode, preparation, measurement and
+   thresholds, every image decoded once and only the pairs a proven bound on
+   l0_fraction leaves measured (see ``exact_pairs_reference``). It is first checked
+   equal to pairs mode itself on ``--exact-validate`` images (the run stops otherwise),
+   and up to ``--exact-check-up-to`` images every pair is measured to count the
+   duplicates the bound would have cut. Beyond both the duplicates route runs alone.
+   Brute-force time is extrapolated by n^2 where pairs mode did not run.
 
 Usage:  python scripts/bench_duplicates.py [--files 300] [--sizes 10000,100000,1000000]
                                            [--update 10000] [--pixels 100,200,400,2000]
-                                           [--pairs-up-to 400] [--out DIR]
+                                           [--pairs-up-to 400] [--exact-up-to 0]
+                                           [--exact-validate 300] [--exact-check-up-to 2000]
+                                           [--out DIR]
 """
 
 from __future__ import annotations
@@ -498,32 +507,79 @@ def exact_pairs_reference(folder, params=None, *, prune: bool = True) -> tuple:
     return found, stats
 
 
-def bench_pixels(work: Path, n: int, brute: bool) -> dict:
-    """Duplicates mode (and brute-force pairs mode) on ``n`` planted small pictures."""
-    import framediff
+def _planted_pixels(work: Path, n: int) -> Path:
     from framediff.planted import make_planted, windows
 
     folder = work / f"pixels-{n}"
     make_planted(folder, windows(max(1, n // (1 + len(PIXEL_EDITS)))), edits=PIXEL_EDITS)
+    return folder
+
+
+def validate_exact_reference(work: Path, n: int) -> dict:
+    """The exact reference against brute-force pairs mode itself on ``n`` planted images.
+
+    Raises
+    ------
+    AssertionError
+        The pruned or unpruned reference differs from pairs mode, in any pair.
+    """
+    import framediff
+
+    folder = _planted_pixels(work, n)
+    t0 = time.perf_counter()
+    truth = _duplicate_pairs(framediff.scan(folder, mode="pairs", **PIXEL_PARAMS))
+    out = {"n": len(list(folder.iterdir())), "pairs_s": time.perf_counter() - t0, "truth": len(truth)}
+    pruned, stats = exact_pairs_reference(folder)
+    every, check = exact_pairs_reference(folder, prune=False)
+    for name, got in (("pruned", pruned), ("unpruned", every)):
+        if got != truth:  # not an assert: it must hold under python -O too
+            raise AssertionError(
+                f"the {name} exact reference differs from pairs mode on {out['n']} images: "
+                f"{sorted(got - truth)[:5]} not in pairs mode, {sorted(truth - got)[:5]} missing"
+            )
+    out.update(ref_s=stats["total_s"], within=stats["within"], cut=check["cut"], all_pairs=stats["all_pairs"])
+    return out
+
+
+def bench_pixels(work: Path, n: int, truth: str | None, check: bool = False) -> dict:
+    """Duplicates mode on ``n`` planted small pictures, scored against ``truth``.
+
+    ``truth`` is ``"pairs"`` (brute-force pairs mode), ``"exact"`` (the exact reference,
+    with ``check`` every pair measured to count what the bound cut) or None.
+    """
+    import pandas as pd
+
+    import framediff
+
+    folder = _planted_pixels(work, n)
     out = {"n": len(list(folder.iterdir()))}
     t0, c0 = time.perf_counter(), time.process_time()
-    dup = framediff.scan(folder, mode="duplicates", **PIXEL_PARAMS)
+    # Into a report, read back in four columns: at 20,000 images there are millions of rows.
+    report = work / f"duplicates-{n}.parquet"
+    s = framediff.run_scan(folder, mode="duplicates", output=report, overwrite=True, **PIXEL_PARAMS).summary
     out["dup_s"], out["dup_cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
-    s = dup.attrs["summary"]
     out["measured"] = s["candidate_pairs"]
     out["signature_s"], out["search_s"] = s["signature_seconds"], s["search_seconds"]
-    found = _duplicate_pairs(dup)
+    found = _duplicate_pairs(pd.read_parquet(report, columns=["path_a", "path_b", "status", "changed"]))
     out["found"] = len(found)
-    if brute:
+    if truth == "pairs":
         t0 = time.perf_counter()
-        truth = _duplicate_pairs(framediff.scan(folder, mode="pairs", **PIXEL_PARAMS))
+        expected = _duplicate_pairs(framediff.scan(folder, mode="pairs", **PIXEL_PARAMS))
         out["pairs_s"] = time.perf_counter() - t0
-        out["truth"] = len(truth)
-        # Byte-identical copies are listed against the first copy only: the rest are implied.
-        content = {p.name: p.read_bytes() for p in folder.iterdir()}
-        missed = {(a, b) for a, b in truth - found if content[a] != content[b]}
-        out["recall"] = 1 - len(missed) / max(1, len(truth))
-        out["false"] = len(found - truth)
+    elif truth == "exact":
+        expected, stats = exact_pairs_reference(folder, prune=not check)
+        out.update(ref_s=stats["total_s"], within=stats["within"], ref_measured=stats["measured"])
+        out["cut"] = stats["cut"] if check else None
+    else:
+        return out
+    out["truth"] = len(expected)
+    # Byte-identical copies are listed against the first copy only: the rest are implied.
+    content = {p.name: p.read_bytes() for p in folder.iterdir()}
+    missed = {(a, b) for a, b in expected - found if content[a] != content[b]}
+    out["recall"] = 1 - len(missed) / max(1, len(expected))
+    out["false"] = len(found - expected)
+    out["missed_examples"] = sorted(missed)[:5]
+    out["false_examples"] = sorted(found - expected)[:5]
     return out
 
 
@@ -551,6 +607,24 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="work folder (default: a temporary one)")
     parser.add_argument("--pixels", default="100,200,400,2000", help="image counts of the pixel comparison")
     parser.add_argument("--pairs-up-to", type=int, default=400, help="largest set brute-force pairs mode runs on")
+    parser.add_argument(
+        "--exact-up-to",
+        type=int,
+        default=0,
+        help="largest set scored against the exact reference (above --pairs-up-to)",
+    )
+    parser.add_argument(
+        "--exact-validate",
+        type=int,
+        default=300,
+        help="images of the set on which the exact reference must equal pairs mode first",
+    )
+    parser.add_argument(
+        "--exact-check-up-to",
+        type=int,
+        default=2000,
+        help="largest exact-scored set on which every pair is measured, to count what the bound cut",
+    )
     parser.add_argument("--skip", default="", help="comma list of parts to skip: pass,scale,accuracy,pixels")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -628,13 +702,22 @@ def main(argv=None) -> int:
         for e in edits:
             print(f"{e:<16}" + "".join(f"{m['per_edit'][e]:>15.2f}" for m in r["methods"].values()))
     if "pixels" not in skip:
+        sizes = [int(v) for v in args.pixels.split(",")]
         print("\n## pixels: duplicates mode against brute-force pairs mode, same options and thresholds "
               f"({PIXEL_PARAMS['thresholds']}, resize smallest, 2 workers)")  # fmt: skip
-        print(f"{'images':>7} {'measured':>9} {'all pairs':>10} {'dup s':>7} {'pairs s':>8} {'speed-up':>9} "
-              f"{'dup pairs':>10} {'brute':>6} {'recall':>7} {'false':>6}")  # fmt: skip
         last = None
-        for n in (int(v) for v in args.pixels.split(",")):
-            r = bench_pixels(work, n, brute=n <= args.pairs_up_to)
+        if any(args.pairs_up_to < n <= args.exact_up_to for n in sizes):
+            v = validate_exact_reference(work, args.exact_validate)
+            last = v
+            print(f"exact reference checked on {v['n']} images: its {v['truth']} duplicate pairs are exactly "
+                  f"brute-force pairs mode's ({v['pairs_s']:.1f} s) in {v['ref_s']:.2f} s, the bound leaving "
+                  f"{v['within']} of {v['all_pairs']} pairs; duplicates the bound would cut: {v['cut']}")  # fmt: skip
+        print(f"{'images':>7} {'measured':>9} {'all pairs':>10} {'dup s':>7} {'pairs s':>8} {'speed-up':>9} "
+              f"{'dup pairs':>10} {'truth':>6} {'from':>5} {'ref s':>6} {'recall':>7} {'false':>6}")  # fmt: skip
+        notes = []
+        for n in sizes:
+            truth = "pairs" if n <= args.pairs_up_to else "exact" if n <= args.exact_up_to else None
+            r = bench_pixels(work, n, truth, check=n <= args.exact_check_up_to)
             every = r["n"] * (r["n"] - 1) // 2
             if "pairs_s" in r:
                 last, pairs_s, mark = r, r["pairs_s"], ""
@@ -643,10 +726,22 @@ def main(argv=None) -> int:
                     (last["pairs_s"] * every / (last["n"] * (last["n"] - 1) / 2) if last else float("nan")),
                     "~",
                 )
+            ref_s = format(r["ref_s"], ".1f") if "ref_s" in r else "-"
             print(f"{r['n']:>7} {r['measured']:>9} {every:>10} {r['dup_s']:>7.1f} {mark + format(pairs_s, '.1f'):>8} "
-                  f"{pairs_s / r['dup_s']:>9.1f} {r['found']:>10} {r.get('truth', '-'):>6} "
-                  f"{format(r['recall'], '.4f') if 'recall' in r else '-':>7} {r.get('false', '-'):>6}")  # fmt: skip
-        print("(~ = brute force extrapolated by n^2 from the largest set it ran on; target recall >= 0.99, false 0)")
+                  f"{pairs_s / r['dup_s']:>9.1f} {r['found']:>10} {r.get('truth', '-'):>6} {truth or '-':>5} "
+                  f"{ref_s:>6} {format(r['recall'], '.4f') if 'recall' in r else '-':>7} "
+                  f"{r.get('false', '-'):>6}")  # fmt: skip
+            if truth == "exact":
+                cut = "not checked" if r["cut"] is None else f"{r['cut']} (every pair measured)"
+                notes.append(f"{r['n']} images: the exact reference measured {r['ref_measured']} of {every} pairs "
+                             f"({r['within']} within the bound); duplicates the bound would cut: {cut}")  # fmt: skip
+            for kind in ("missed", "false"):
+                if r.get(f"{kind}_examples"):
+                    notes.append(f"{r['n']} images, {kind}: " + ", ".join(" ~ ".join(p) for p in r[f"{kind}_examples"]))
+        print("(~ = brute force extrapolated by n^2 from the largest set it ran on; truth from pairs mode or the "
+              "exact reference; target recall >= 0.99, false 0)")  # fmt: skip
+        for line in notes:
+            print(line)
     print(f"\n# load average {os.getloadavg()[0]:.1f} at the end (a shared machine: figures are indicative)")
     return 0
 
