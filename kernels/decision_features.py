@@ -179,6 +179,10 @@ def _light_area(a, b, signed, mask, xp):
     floodlight at night. By day the same test would take a white car for a lamp, so
     it is not made there.
     """
+    dark_a = float(xp.percentile(a, 90)) < _DARK_P90  # synchronize
+    dark_b = float(xp.percentile(b, 90)) < _DARK_P90  # synchronize
+    if not (dark_a or dark_b):
+        return 0.0  # by day no region is taken for a lamp: skip the per-region work
     ndi = _ndimage(xp)
     labels, count = ndi.label(mask, structure=xp.ones((3, 3), dtype=bool))
     n = int(count)  # synchronize
@@ -197,8 +201,6 @@ def _light_area(a, b, signed, mask, xp):
     peak_a = mean(a, mask, labels) - mean(a, ring, spread)
     peak_b = mean(b, mask, labels) - mean(b, ring, spread)
     bright_peak, dim_peak = xp.where(on, peak_b, peak_a), xp.where(on, peak_a, peak_b)
-    dark_a = float(xp.percentile(a, 90)) < _DARK_P90  # synchronize
-    dark_b = float(xp.percentile(b, 90)) < _DARK_P90  # synchronize
     dark = xp.where(on, dark_b, dark_a)
     sizes = xp.bincount(labels.ravel(), minlength=n + 1)
     small = sizes <= _LIGHT_AREA * a.size
