@@ -588,7 +588,7 @@ def _connect(s: ClusterSettings, security, *, address=None, scheduler_file=None)
     timeout = s.connect_timeout
     if scheduler_file is not None:
         _wait_for_file(scheduler_file, timeout)
-        _check_scheduler_file(scheduler_file)
+        _check_scheduler_file(scheduler_file, settle=min(timeout, _SCHEDULER_FILE_SETTLE))
         target = f"the scheduler of {scheduler_file}"
         connect = dict(scheduler_file=scheduler_file)
     else:
@@ -607,14 +607,25 @@ def _connect(s: ClusterSettings, security, *, address=None, scheduler_file=None)
         client.close()
 
 
-def _check_scheduler_file(path) -> None:
+#: Seconds a scheduler file that does not parse yet is read again: the scheduler creates
+#: the file and then writes it, so a job starting at that moment reads it empty.
+_SCHEDULER_FILE_SETTLE = 5.0
+
+
+def _check_scheduler_file(path, *, settle: float = 0.0) -> None:
     """A scheduler file is JSON naming the scheduler's address (what ``dask scheduler
     --scheduler-file`` writes); anything else is one line, not an assertion deep in
-    distributed."""
-    try:
-        info = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise FramediffError(f"--scheduler-file {path}: not a Dask scheduler file ({exc})") from None
+    distributed. A file that does not parse is read again for up to ``settle`` seconds
+    (it may be half written)."""
+    deadline = time.monotonic() + settle
+    while True:
+        try:
+            info = json.loads(Path(path).read_text(encoding="utf-8"))
+            break
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            if time.monotonic() >= deadline:
+                raise FramediffError(f"--scheduler-file {path}: not a Dask scheduler file ({exc})") from None
+            time.sleep(0.1)
     if not isinstance(info, dict) or not isinstance(info.get("address"), str):
         raise FramediffError(f"--scheduler-file {path}: holds no scheduler address (written by 'dask scheduler'?)")
     check_address(info["address"], "--scheduler-file")

@@ -239,6 +239,27 @@ def test_missing_scheduler_file_is_one_clear_error(tmp_path):
             pass
 
 
+def test_a_scheduler_file_still_being_written_is_read_again(tmp_path):
+    import json
+    import threading
+
+    from framediff.cluster import _check_scheduler_file
+
+    path = tmp_path / "scheduler.json"
+    path.write_text("")  # created, not written yet: what a job starting then sees
+    later = threading.Timer(0.3, path.write_text, [json.dumps({"address": "tcp://127.0.0.1:8786"})])
+    later.start()
+    try:
+        _check_scheduler_file(path, settle=5.0)  # returns once the address is there
+    finally:
+        later.join()
+    path.write_text("{not json")
+    started = time.perf_counter()
+    with pytest.raises(FramediffError, match="not a Dask scheduler file"):
+        _check_scheduler_file(path, settle=0.3)
+    assert time.perf_counter() - started < 3
+
+
 # -- TLS -------------------------------------------------------------------------------------
 
 
