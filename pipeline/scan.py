@@ -17,7 +17,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 from framediff import kernels as K
@@ -33,6 +32,7 @@ from .html_report import write_html_report
 from .lock import OutputLock
 from .manifest import inputs_digest
 from .modes import Inputs
+from .modes.base import device_name
 from .modes.reference import resolve_reference
 from .options import Options
 from .outputs import Staging, check_kept_destination, check_outputs, materialise_kept, write_keep_list, write_sidecars
@@ -143,7 +143,7 @@ def plan_stage(request: ScanRequest, found: Discovery) -> _Planned:
         check_kept_destination(request.extract_kept, files, link=False)
     options = _resolve_first_shape(request.options, paths) if request.options.resize == "first" else request.options
     xp = K.resolve_device(options.device)
-    device = "gpu" if xp is not np else "cpu"
+    device = device_name(xp)
     spec = ScanSpec(
         options=options,
         mode=mode,

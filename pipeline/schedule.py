@@ -91,7 +91,7 @@ def _single_blas_thread():
 
     The workers already use every core, one task each; a BLAS call inside a task (the
     thumbnails' small matrix products) that wakes its own threads as well oversubscribes
-    the cores, and on a busy machine each wake-up waits for a time slice: measured 6x
+    the cores, and on a busy machine each wake-up waits for a time slice: measured 5x
     slower signatures on a loaded 2-core machine. dask.distributed's nanny sets the
     same limit in its workers' environment.
     """

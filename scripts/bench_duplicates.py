@@ -545,6 +545,13 @@ def validate_exact_reference(work: Path, n: int) -> dict:
     return out
 
 
+def _missed(folder: Path, expected: set, found: set) -> set:
+    """Pairs of ``expected`` not in ``found``, byte-identical copies aside: the mode lists
+    those against the first copy only, the rest are implied."""
+    content = {p.name: p.read_bytes() for p in folder.iterdir()}
+    return {(a, b) for a, b in expected - found if content[a] != content[b]}
+
+
 def bench_pixels(work: Path, n: int, truth: str | None, check: bool = False) -> dict:
     """Duplicates mode on ``n`` planted small pictures, scored against ``truth``.
 
@@ -577,9 +584,7 @@ def bench_pixels(work: Path, n: int, truth: str | None, check: bool = False) -> 
     else:
         return out
     out["truth"] = len(expected)
-    # Byte-identical copies are listed against the first copy only: the rest are implied.
-    content = {p.name: p.read_bytes() for p in folder.iterdir()}
-    missed = {(a, b) for a, b in expected - found if content[a] != content[b]}
+    missed = _missed(folder, expected, found)
     out["recall"] = 1 - len(missed) / max(1, len(expected))
     out["false"] = len(found - expected)
     out["missed_examples"] = sorted(missed)[:5]
@@ -615,8 +620,7 @@ def bench_candidates(work: Path, n: int) -> dict:
     candidates = {tuple(sorted((names[a], names[b]))) for a, b in near.tolist()}
     expected, stats = exact_pairs_reference(folder)
     out.update(ref_s=stats["total_s"], truth=len(expected), all_pairs=stats["all_pairs"])
-    content = {p.name: p.read_bytes() for p in paths}
-    missed = sorted((a, b) for a, b in expected - candidates if content[a] != content[b])
+    missed = sorted(_missed(folder, expected, candidates))
     out["recall"] = 1 - len(missed) / max(1, len(expected))
     out["missed_examples"] = missed[:5]
     return out

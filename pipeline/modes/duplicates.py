@@ -59,7 +59,7 @@ from ..video import index_video
 from ..video_frames import VideoReader
 from ..video_inputs import VideoFrameRef
 from ..video_outputs import split_frame_name
-from .base import Inputs, Mode
+from .base import Inputs, Mode, device_name
 from .pairs import Pairs
 
 __all__ = ["DUPLICATE_PAIRS", "EXACT_NOTE", "Duplicates", "index_folder"]
@@ -288,8 +288,8 @@ class Duplicates(Pairs):
 
 
 def _scan_device(spec) -> str:
-    """``'gpu'`` when the scan runs on CuPy (the device its tasks resolved), else ``'cpu'``."""
-    return "cpu" if K.resolve_device(spec.options.device) is np else "gpu"
+    """The device the scan's tasks resolved (``'cpu'`` or ``'gpu'``)."""
+    return device_name(K.resolve_device(spec.options.device))
 
 
 def _replace_mode(spec, mode):
