@@ -2,14 +2,21 @@
 
 A signature is derived from a small square grayscale thumbnail (``side`` x ``side``,
 32 by default), itself an area-resize of the image, so an image and its resized copy
-give the same thumbnail up to rounding. Two descriptors are computed from it:
+give the same thumbnail up to rounding. Three descriptors are computed from it:
 
 - :func:`block_means`: the thumbnail averaged over a ``grid`` x ``grid`` lattice, made
   zero-mean and unit-length. The squared Euclidean distance of two such vectors is
   ``2 - 2 r`` with ``r`` their Pearson correlation, so it ignores brightness and
-  contrast changes; it is what the nearest-neighbour index searches.
+  contrast changes.
+- :func:`level_means`: the same lattice in the thumbnail's own units, after clipping
+  it to its 5th..95th percentiles. Two images equal within a tolerance on all but a few
+  per cent of their pixels are close in it, whatever those few pixels hold: a sky with
+  another bird, a black field with other stars. Correlation misses exactly these (the
+  few pixels are all the pattern there is).
 - :func:`dct_hash`: the perceptual hash of Zauner [1]_ (low-frequency DCT coefficients
   against their median), packed into bits; compared with :func:`hamming`.
+
+The nearest-neighbour index searches the first two and pairs what either finds.
 
 Everything is written once against ``xp`` (NumPy or CuPy).
 
@@ -30,7 +37,7 @@ from .backend import array_namespace
 from .color import to_gray
 from .shape import resize_area
 
-__all__ = ["block_means", "dct_hash", "hamming", "thumbnail"]
+__all__ = ["block_means", "dct_hash", "hamming", "level_means", "thumbnail"]
 
 #: 256-entry table of set bits per byte, for Hamming distances on packed codes.
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.uint8)
@@ -76,8 +83,13 @@ def thumbnail(image, *, side: int = 32, xp=None):
         return resize_area(gray, (side, side), xp=xp).astype(xp.float32)
     # Shrinking: area weights as two small matrix products, much cheaper per image
     # than the general resize; the same numbers up to float32 rounding.
-    rows, cols = _area_weights(h, side), _area_weights(w, side)
     x = gray.astype(xp.float32, copy=False)
+    if xp is np:
+        # Each output pixel takes a few input rows and columns: as sparse matrices the
+        # products cost about a third of the dense ones (a 200 x 150 image: 27 us).
+        thumb = _sparse_area_weights(w, side) @ (_sparse_area_weights(h, side) @ x).T
+        return np.ascontiguousarray(thumb.T)
+    rows, cols = _area_weights(h, side), _area_weights(w, side)
     return xp.asarray(rows, dtype=xp.float32) @ x @ xp.asarray(cols, dtype=xp.float32).T
 
 
@@ -89,6 +101,14 @@ def _area_weights(n_in: int, n_out: int) -> np.ndarray:
     j = np.arange(n_in)[None, :]
     overlap = np.clip(np.minimum(start + scale, j + 1) - np.maximum(start, j), 0, None)
     return overlap / scale
+
+
+@functools.lru_cache(maxsize=64)
+def _sparse_area_weights(n_in: int, n_out: int):
+    """:func:`_area_weights` as a float32 CSR matrix."""
+    from scipy import sparse
+
+    return sparse.csr_matrix(_area_weights(n_in, n_out).astype(np.float32))
 
 
 def _check_thumbs(thumbs, name="thumbs"):
@@ -142,6 +162,63 @@ def block_means(thumbs, *, grid: int = 16, floor: float = 0.0, xp=None):
     # A flat thumbnail has no pattern to compare: a zero vector, not 0/0.
     x = xp.where(norm > 1e-9 * s * s, x / xp.where(norm > 0, norm, 1.0), 0.0)
     return x.astype(xp.float32)
+
+
+def level_means(thumbs, *, grid: int = 8, clip: float = 0.05, xp=None):
+    """Block means of thumbnails clipped to their own central percentiles.
+
+    Each thumbnail is clipped to its ``clip`` and ``1 - clip`` quantiles (its
+    brightest and darkest few per cent of pixels take those values), then averaged over
+    a ``grid`` x ``grid`` lattice, in the thumbnail's units. The squared Euclidean
+    distance of two such vectors is ``grid * grid`` times the mean squared difference
+    of their block levels: small for two pictures that agree within a tolerance except
+    for a few per cent of pixels, which the clipping takes out of both.
+
+    Parameters
+    ----------
+    thumbs : array, shape (N, S, S)
+        Square thumbnails (:func:`thumbnail`); ``S`` must be a multiple of ``grid``.
+    grid : int
+        Blocks per side; the vector has ``grid * grid`` entries.
+    clip : float
+        Fraction of pixels clipped at each end, in ``[0, 0.5)``; 0 keeps every value.
+    xp : module, optional
+
+    Returns
+    -------
+    array of float32, shape (N, grid * grid)
+
+    Raises
+    ------
+    ValueError
+        Not a stack of square thumbnails, ``S`` is not a multiple of ``grid``, or
+        ``clip`` is outside ``[0, 0.5)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sky = np.full((1, 4, 4), 0.5)
+    >>> sky[0, 0, 0] = 1.0  # one bright pixel of sixteen
+    >>> level_means(sky, grid=2, clip=0.1)
+    array([[0.5, 0.5, 0.5, 0.5]], dtype=float32)
+    """
+    xp = array_namespace(thumbs, xp=xp)
+    _check_thumbs(thumbs)
+    n, s = thumbs.shape[0], thumbs.shape[1]
+    if grid < 1 or s % grid:
+        raise ValueError(f"thumbnail side {s} is not a multiple of grid {grid}")
+    if not 0 <= clip < 0.5:
+        raise ValueError(f"clip must lie in [0, 0.5), got {clip!r}")
+    x = thumbs.reshape(n, s * s)
+    if clip > 0:
+        lo, hi = int(math.floor(clip * (s * s - 1))), int(math.ceil((1 - clip) * (s * s - 1)))
+        # A full sort of 1,024 values: faster than a partition here (NumPy's vectorised
+        # sort), and a plain kernel on CuPy.
+        ranked = xp.sort(x, axis=1)
+        x = xp.clip(x, ranked[:, lo : lo + 1], ranked[:, hi : hi + 1])
+    b = s // grid
+    means = x.reshape(n, grid, b, grid, b).mean(axis=(2, 4), dtype=xp.float64)
+    return means.reshape(n, -1).astype(xp.float32)
 
 
 def _dct_matrix(n: int, xp):

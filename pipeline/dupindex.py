@@ -1,14 +1,17 @@
 """A persistent near-duplicate index: signatures, a FAISS index, candidate pairs.
 
-Every image's signature (:mod:`framediff.thumbnails`) is kept, and the block-mean
-vectors of the readable ones are held in a FAISS index. Candidates are found by a range
-search of each *new* vector against everything indexed so far, never an n x n matrix:
-memory is linear in n. Every candidate's distance is then recomputed exactly in float64
-(FAISS's own distances differ in the last bits from one query batch to another), so the
-pairs found do not depend on how the images were split into updates.
+Every image's signature (:mod:`framediff.thumbnails`) is kept, and two vectors of each
+readable one are held in two FAISS indexes: the unit block-mean vector (correlation:
+blind to brightness and contrast) and the clipped block levels (absolute: near for
+pictures equal but for a few per cent of pixels, which correlation misses). Candidates
+are the pairs either range search finds for each *new* image against everything
+indexed so far, never an n x n matrix: memory is linear in n. Every candidate's
+distance is then recomputed exactly in float64 (FAISS's own distances differ in the
+last bits from one query batch to another), so the pairs found do not depend on how
+the images were split into updates.
 
 Below :data:`IVF_FROM` vectors the index is exact (``IndexFlatL2``); when it grows past
-that it is rebuilt once as an inverted file (``IndexIVFFlat``, ``4 sqrt(n)`` lists,
+that each is rebuilt once as an inverted file (``IndexIVFFlat``, ``4 sqrt(n)`` lists,
 ``nprobe`` probed per query), which scans a few thousand vectors per query instead of n.
 
 On a GPU (``device='gpu'`` and a FAISS built with GPU support, ``faiss-gpu``) the search
@@ -20,7 +23,7 @@ inside the radius. The exact test above then gives the pairs of the CPU search.
 Byte-identical files are paired by content hash alone (:meth:`DuplicateIndex.exact_pairs`).
 
 On disk (:meth:`DuplicateIndex.save`), a folder holds one Parquet part of signatures per
-update, the index file of the current generation and ``manifest.json`` with the
+update, the two index files of the current generation and ``manifest.json`` with the
 parameters and each file's SHA-256; the manifest is replaced last, so a run killed
 mid-save leaves the previous generation intact.
 """
@@ -44,6 +47,7 @@ from .manifest import clean_stale_temporaries, file_sha256
 from .thumbnails import SignatureParams, Signatures
 
 __all__ = [
+    "DEFAULT_LEVEL_RADIUS",
     "DEFAULT_RADIUS",
     "GPU_MAX_K",
     "IVF_FROM",
@@ -59,6 +63,10 @@ __all__ = [
 
 #: Squared distance of unit block-mean vectors, ``2 - 2 r``: correlation r >= 0.85.
 DEFAULT_RADIUS = 0.30
+#: Squared distance of block-level vectors (64 blocks, data range 1): 0.1 is a
+#: root-mean-square difference of 0.04 per block, the default tolerance of 10 grey
+#: levels of 255 (:func:`level_radius` scales it with a larger tolerance).
+DEFAULT_LEVEL_RADIUS = 0.10
 #: Indexed vectors from which the exact flat index becomes an inverted file.
 IVF_FROM = 50_000
 #: Inverted lists probed per query.
@@ -73,7 +81,9 @@ KNN_START = 32
 GPU_MAX_K = 1024
 
 MANIFEST = "manifest.json"
-_VERSION = 1
+_VERSION = 2
+#: The vector column each FAISS index holds, and the manifest entry of its file.
+_CHANNELS = (("vectors", "index"), ("levels", "levels"))
 _QUERY_BATCH = 8192  # range results of one batch stay small
 
 
@@ -83,6 +93,35 @@ def _faiss():
     except ImportError:
         raise FramediffError("near-duplicate search needs FAISS: pip install faiss-cpu") from None
     return faiss
+
+
+def level_radius(tol: float, dim: int = 64) -> float:
+    """The block-level search radius for the scan's pixel tolerance ``tol``.
+
+    Blocks of two images whose pixels all differ by at most ``tol`` differ by at most
+    ``tol``: a squared distance of up to ``dim * (tol / 255) ** 2``. Never below
+    :data:`DEFAULT_LEVEL_RADIUS` (the default tolerance's), so a zero tolerance still
+    finds re-encoded copies.
+
+    Parameters
+    ----------
+    tol : float
+        The L0 tolerance (``--tol``), in grey levels of 255.
+    dim : int
+        Length of the level vector.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> level_radius(10.0)
+    0.1
+    >>> round(level_radius(20.0), 3)
+    0.394
+    """
+    return max(DEFAULT_LEVEL_RADIUS, dim * (float(tol) / 255.0) ** 2)
 
 
 def gpu_faiss_available() -> bool:
@@ -233,7 +272,8 @@ class DuplicateIndex:
         self.nprobe = int(nprobe)
         self.ivf_from = int(ivf_from)
         self.signatures = Signatures.empty(self.params)
-        self._index = _faiss().IndexIDMap2(_faiss().IndexFlatL2(self.params.dim))
+        # One index per vector column (_CHANNELS), the same rows in each.
+        self._indexes = {col: _faiss().IndexIDMap2(_faiss().IndexFlatL2(self.params.dim)) for col, _ in _CHANNELS}
         self._by_content = {}  # digest -> first row with it
         self._parts = []  # row counts of the Parquet parts already saved
         self._generation = 0
@@ -248,11 +288,11 @@ class DuplicateIndex:
 
     def _inner(self):
         faiss = _faiss()
-        index = self._index
+        index = self._indexes["vectors"]
         return faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
 
     def known(self, digest: bytes):
-        """``(height, width, vector, code)`` of an indexed file with these bytes, or None.
+        """``(height, width, vector, levels, code)`` of an indexed file with these bytes, or None.
 
         Passed to :func:`framediff.thumbnails.signatures_of` as ``known``, so a
         byte-identical copy of an indexed image is not decoded again.
@@ -261,7 +301,7 @@ class DuplicateIndex:
         if row is None or self.signatures.status[row] != "ok":
             return None
         s = self.signatures
-        return s.height[row], s.width[row], s.vectors[row], s.codes[row]
+        return s.height[row], s.width[row], s.vectors[row], s.levels[row], s.codes[row]
 
     def add(self, signatures: Signatures) -> np.ndarray:
         """Append a batch of signatures; return their row numbers.
@@ -271,8 +311,11 @@ class DuplicateIndex:
         ValueError
             The signatures' vectors do not have this index's dimension.
         """
-        if signatures.vectors.shape[1] != self.params.dim:
-            raise ValueError(f"signatures have {signatures.vectors.shape[1]} dimensions, the index {self.params.dim}")
+        for col, _ in _CHANNELS:
+            if getattr(signatures, col).shape[1] != self.params.dim:
+                raise ValueError(
+                    f"signatures have {getattr(signatures, col).shape[1]} dimensions, the index {self.params.dim}"
+                )
         start = len(self.signatures)
         rows = np.arange(start, start + len(signatures), dtype=np.int64)
         self.signatures = Signatures.concat([self.signatures, signatures]) if start else signatures
@@ -283,25 +326,29 @@ class DuplicateIndex:
         if self.kind == "flat" and start + len(signatures) >= self.ivf_from:
             self._rebuild_ivf()
         else:
-            self._index.add_with_ids(np.ascontiguousarray(signatures.vectors[ok]), rows[ok])
+            for col, index in self._indexes.items():
+                index.add_with_ids(np.ascontiguousarray(getattr(signatures, col)[ok]), rows[ok])
         return rows
 
     def _rebuild_ivf(self) -> None:
-        """One inverted file over every readable row, trained on a sample of them."""
+        """One inverted file per column over every readable row, trained on a sample."""
         faiss = _faiss()
         s = self.signatures
         ok_rows = np.flatnonzero(s.ok)
         nlist = max(1, int(4 * math.sqrt(len(ok_rows))))
-        ivf = faiss.index_factory(self.params.dim, f"IVF{nlist},Flat")  # owns its quantizer
         rng = np.random.default_rng(0)  # the same sample every time: a reproducible index
-        sample = rng.choice(ok_rows, size=min(len(ok_rows), 64 * nlist), replace=False)
-        ivf.train(np.ascontiguousarray(s.vectors[np.sort(sample)]))
-        ivf.nprobe = self.nprobe
-        ivf.add_with_ids(np.ascontiguousarray(s.vectors[ok_rows]), ok_rows.astype(np.int64))
-        self._index = ivf
+        sample = np.sort(rng.choice(ok_rows, size=min(len(ok_rows), 64 * nlist), replace=False))
+        for col, _ in _CHANNELS:
+            vectors = getattr(s, col)
+            ivf = faiss.index_factory(self.params.dim, f"IVF{nlist},Flat")  # owns its quantizer
+            ivf.train(np.ascontiguousarray(vectors[sample]))
+            ivf.nprobe = self.nprobe
+            ivf.add_with_ids(np.ascontiguousarray(vectors[ok_rows]), ok_rows.astype(np.int64))
+            self._indexes[col] = ivf
 
-    def search(self, rows=None, *, radius: float = DEFAULT_RADIUS, device: str = "cpu") -> np.ndarray:
-        """Candidate pairs of ``rows`` against every indexed image, within ``radius``.
+    def search(self, rows=None, *, radius: float = DEFAULT_RADIUS, level_radius: float = DEFAULT_LEVEL_RADIUS,
+               device: str = "cpu") -> np.ndarray:  # fmt: skip
+        """Candidate pairs of ``rows`` against every indexed image: near in either vector.
 
         Parameters
         ----------
@@ -309,15 +356,18 @@ class DuplicateIndex:
             The query rows (the ones just added); all rows when omitted.
         radius : float
             Squared Euclidean distance of block-mean vectors (``2 - 2 r``).
+        level_radius : float
+            Squared Euclidean distance of block-level vectors (see :func:`level_radius`).
         device : {'cpu', 'gpu'}
-            Where FAISS searches: ``'gpu'`` on a copy of the index on the GPU, by
+            Where FAISS searches: ``'gpu'`` on copies of the indexes on the GPU, by
             :func:`range_search_by_knn`; the pairs are the same.
 
         Returns
         -------
         numpy.ndarray of int64, shape (P, 2)
-            Unique pairs ``(a, b)``, ``a < b``, sorted; their exact squared distance is
-            at most ``radius``. Rows without a readable image are never paired here.
+            Unique pairs ``(a, b)``, ``a < b``, sorted; the exact squared distance of
+            their block-mean vectors is at most ``radius`` or that of their block levels
+            at most ``level_radius``. Rows without a readable image are never paired here.
 
         Raises
         ------
@@ -326,37 +376,47 @@ class DuplicateIndex:
         ValueError
             ``device`` is neither ``'cpu'`` nor ``'gpu'``.
         """
+        if device not in ("cpu", "gpu"):
+            raise ValueError(f"unknown device {device!r}; expected cpu or gpu")
+        if device == "gpu" and not gpu_faiss_available():
+            raise FramediffError("a search on the GPU needs FAISS with GPU support and a GPU (faiss-gpu)")
         s = self.signatures
         rows = np.arange(len(s)) if rows is None else np.asarray(rows, np.int64)
         rows = rows[s.ok[rows]]
-        if isinstance(self._index, _faiss().IndexIVF):
-            self._index.nprobe = self.nprobe  # before a GPU copy, which takes it along
-        # A little slack, then the exact test: FAISS's rounding must not decide a pair.
-        slack = radius * (1 + 1e-4) + 1e-5
-        if device == "cpu":
-            neighbours = self._index.range_search
-        elif device == "gpu":
-            if not gpu_faiss_available():
-                raise FramediffError("a search on the GPU needs FAISS with GPU support and a GPU (faiss-gpu)")
-            gpu = _on_gpu(self._index) if len(rows) else None  # no copy when nothing is asked
-
-            def neighbours(queries, radius):
-                return range_search_by_knn(gpu, queries, radius, max_k=GPU_MAX_K, fallback=self._index.range_search)
-        else:
-            raise ValueError(f"unknown device {device!r}; expected cpu or gpu")
-        found = []
-        for start in range(0, len(rows), _QUERY_BATCH):
-            q = rows[start : start + _QUERY_BATCH]
-            lims, _dist, ids = neighbours(np.ascontiguousarray(s.vectors[q]), slack)
-            a = np.repeat(q, np.diff(lims).astype(np.int64))
-            keep = ids != a
-            a, b = a[keep], ids[keep]
-            d = s.vectors[a].astype(np.float64) - s.vectors[b].astype(np.float64)
-            close = np.einsum("ij,ij->i", d, d) <= radius
-            found.append(np.stack([np.minimum(a, b)[close], np.maximum(a, b)[close]], axis=1))
+        radii = {"vectors": radius, "levels": level_radius}
+        found = [self._search_column(col, rows, radii[col], device) for col, _ in _CHANNELS]
+        found = [f for f in found if len(f)]
         if not found:
             return np.zeros((0, 2), np.int64)
         return np.unique(np.concatenate(found), axis=0).astype(np.int64)
+
+    def _search_column(self, col: str, rows: np.ndarray, radius: float, device: str) -> np.ndarray:
+        """Pairs (a < b, possibly repeated) of ``rows`` within ``radius`` in column ``col``."""
+        vectors = getattr(self.signatures, col)
+        index = self._indexes[col]
+        if isinstance(index, _faiss().IndexIVF):
+            index.nprobe = self.nprobe  # before a GPU copy, which takes it along
+        # A little slack, then the exact test: FAISS's rounding must not decide a pair.
+        slack = radius * (1 + 1e-4) + 1e-5
+        if device == "cpu":
+            neighbours = index.range_search
+        else:
+            gpu = _on_gpu(index) if len(rows) else None  # no copy when nothing is asked
+
+            def neighbours(queries, radius):
+                return range_search_by_knn(gpu, queries, radius, max_k=GPU_MAX_K, fallback=index.range_search)
+
+        found = [np.zeros((0, 2), np.int64)]
+        for start in range(0, len(rows), _QUERY_BATCH):
+            q = rows[start : start + _QUERY_BATCH]
+            lims, _dist, ids = neighbours(np.ascontiguousarray(vectors[q]), slack)
+            a = np.repeat(q, np.diff(lims).astype(np.int64))
+            keep = ids != a
+            a, b = a[keep], ids[keep]
+            d = vectors[a].astype(np.float64) - vectors[b].astype(np.float64)
+            close = np.einsum("ij,ij->i", d, d) <= radius
+            found.append(np.stack([np.minimum(a, b)[close], np.maximum(a, b)[close]], axis=1))
+        return np.concatenate(found)
 
     def exact_pairs(self, rows=None) -> np.ndarray:
         """Pairs of byte-identical files involving ``rows`` (all rows when omitted).
@@ -378,8 +438,9 @@ class DuplicateIndex:
                     pairs.append((first, row))
         return np.unique(np.array(pairs, np.int64).reshape(-1, 2), axis=0)
 
-    def update(self, signatures: Signatures, *, radius: float = DEFAULT_RADIUS, device: str = "cpu"):
-        """Add new images and search only new against all (on ``device``, as :meth:`search`).
+    def update(self, signatures: Signatures, *, radius: float = DEFAULT_RADIUS,
+               level_radius: float = DEFAULT_LEVEL_RADIUS, device: str = "cpu"):  # fmt: skip
+        """Add new images and search only new against all (radii and ``device`` as :meth:`search`).
 
         Returns
         -------
@@ -391,7 +452,8 @@ class DuplicateIndex:
             Byte-identical pairs (:meth:`exact_pairs`) with at least one new image.
         """
         rows = self.add(signatures)
-        return rows, self.search(rows, radius=radius, device=device), self.exact_pairs(rows)
+        near = self.search(rows, radius=radius, level_radius=level_radius, device=device)
+        return rows, near, self.exact_pairs(rows)
 
     # ----------------------------------------------------------------- persistence
 
@@ -423,8 +485,6 @@ class DuplicateIndex:
             _atomic(folder / name, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
             parts.append({"file": name, "rows": len(self) - saved, "sha256": file_sha256(folder / name)})
         generation = self._generation + 1
-        index_name = f"index-{generation:05d}.faiss"
-        _atomic(folder / index_name, lambda tmp: _faiss().write_index(self._index, str(tmp)))
         manifest = {
             "version": _VERSION,
             "params": dataclasses.asdict(self.params),
@@ -432,13 +492,16 @@ class DuplicateIndex:
             "ivf_from": self.ivf_from,
             "rows": len(self),
             "parts": parts,
-            "index": {"file": index_name, "sha256": file_sha256(folder / index_name)},
         }
+        for col, entry in _CHANNELS:
+            name = f"{entry}-{generation:05d}.faiss"
+            _atomic(folder / name, lambda tmp, index=self._indexes[col]: _faiss().write_index(index, str(tmp)))
+            manifest[entry] = {"file": name, "sha256": file_sha256(folder / name)}
         data = json.dumps(manifest, indent=1).encode()
         _atomic(folder / MANIFEST, lambda tmp: Path(tmp).write_bytes(data))
         # Only now is the new generation the index: what else is ours goes (the previous
         # index, files of a save killed before its manifest, dead processes' temporaries).
-        current = {index_name, *(p["file"] for p in parts)}
+        current = {*(manifest[entry]["file"] for _, entry in _CHANNELS), *(p["file"] for p in parts)}
         for entry in folder.iterdir():
             if entry.name not in current and _ours(entry.name):
                 entry.unlink(missing_ok=True)
@@ -461,7 +524,7 @@ class DuplicateIndex:
         saved = SignatureParams(**manifest["params"])
         if params is not None and params != saved:
             raise FramediffError(f"{folder}: the index was built with {saved}, not {params}")
-        entries = [*manifest["parts"], manifest["index"]]
+        entries = [*manifest["parts"], *(manifest[entry] for _, entry in _CHANNELS)]
         for entry in entries:
             path = folder / entry["file"]
             if not path.is_file():
@@ -476,7 +539,8 @@ class DuplicateIndex:
         for row, (digest, size) in enumerate(zip(self.signatures.content, self.signatures.file_size)):
             if size >= 0:
                 self._by_content.setdefault(digest.tobytes(), row)
-        self._index = _faiss().read_index(str(folder / manifest["index"]["file"]))
+        for col, entry in _CHANNELS:
+            self._indexes[col] = _faiss().read_index(str(folder / manifest[entry]["file"]))
         self._parts = [p["rows"] for p in manifest["parts"]]
         self._generation = int(manifest["index"]["file"].split("-")[1].split(".")[0])
         return self
@@ -486,7 +550,7 @@ def _ours(name: str) -> bool:
     """A file name :meth:`DuplicateIndex.save` writes (besides the manifest)."""
     stem, _, ext = name.partition(".")
     kind, _, number = stem.partition("-")
-    return number.isdigit() and (kind, ext) in (("index", "faiss"), ("signatures", "parquet"))
+    return number.isdigit() and (kind, ext) in (("index", "faiss"), ("levels", "faiss"), ("signatures", "parquet"))
 
 
 def _read_manifest(folder: Path) -> dict:
@@ -496,7 +560,13 @@ def _read_manifest(folder: Path) -> dict:
         raise FramediffError(f"{folder}: no duplicate index here ({MANIFEST} is missing)") from None
     except (OSError, ValueError) as exc:
         raise FramediffError(f"{folder / MANIFEST}: unreadable ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("version") != _VERSION:
+    version = manifest.get("version") if isinstance(manifest, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and 0 < version < _VERSION:
+        raise FramediffError(
+            f"{folder}: a duplicate index of an earlier framediff (version {version}, without the block "
+            f"levels this one searches): build a new one (--overwrite, or another --index)"
+        )
+    if version != _VERSION:
         raise FramediffError(f"{folder / MANIFEST}: not a version {_VERSION} duplicate-index manifest")
     return manifest
 
@@ -513,7 +583,10 @@ def _atomic(path: Path, write) -> None:
 def _to_table(s: Signatures, start: int, stop: int) -> pa.Table:
     sl = slice(start, stop)
     dim, nbytes = s.vectors.shape[1], s.codes.shape[1]
-    vectors = pa.FixedSizeListArray.from_arrays(pa.array(s.vectors[sl].ravel(), pa.float32()), dim)
+
+    def vectors(array):
+        return pa.FixedSizeListArray.from_arrays(pa.array(array[sl].ravel(), pa.float32()), dim)
+
     return pa.table({
         "path": pa.array(s.paths[sl], pa.string()),
         "content": _fixed_binary(np.ascontiguousarray(s.content[sl]).view(np.uint8), 16),
@@ -523,7 +596,8 @@ def _to_table(s: Signatures, start: int, stop: int) -> pa.Table:
         "status": pa.array(s.status[sl].tolist(), pa.string()),
         "error": pa.array(s.error[sl], pa.string()),
         "decoded": s.decoded[sl],
-        "vector": vectors,
+        "vector": vectors(s.vectors),
+        "levels": vectors(s.levels),
         "code": _fixed_binary(np.ascontiguousarray(s.codes[sl]), nbytes),
     })  # fmt: skip
 
@@ -538,11 +612,15 @@ def _from_table(t: pa.Table, params: SignatureParams) -> Signatures:
     n = t.num_rows
     content = np.frombuffer(t.column("content").combine_chunks().buffers()[1], "V16", count=n).copy()
     codes = np.frombuffer(t.column("code").combine_chunks().buffers()[1], np.uint8, count=n * params.hash_bits // 8)
-    vectors = t.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+
+    def vectors(name):
+        flat = t.column(name).combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        return flat.reshape(n, params.dim).astype(np.float32)
+
     return Signatures(
         t.column("path").to_pylist(), content, t.column("file_size").to_numpy(), t.column("height").to_numpy(),
         t.column("width").to_numpy(), np.array(t.column("status").to_pylist(), "U16"), t.column("error").to_pylist(),
-        t.column("decoded").to_numpy(zero_copy_only=False), vectors.reshape(n, params.dim).astype(np.float32),
+        t.column("decoded").to_numpy(zero_copy_only=False), vectors("vector"), vectors("levels"),
         codes.reshape(n, -1).copy(),
     )  # fmt: skip
 

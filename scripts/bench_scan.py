@@ -24,7 +24,13 @@ check) to show peak RSS stays flat as the frame count grows. With --pairs-frames
 with --metrics ssim and with --metrics l1_per_pixel, side by side: the windowed
 measure must stay within a bounded factor of the plain one in memory.
 
+With --against REV it also times ``scan-1`` of this repository's git revision REV (laid
+out from ``git archive`` and imported in place of the installed package) and of this
+checkout, alternating, --rounds times each: a change's cost measured side by side on
+the same frames, target within 10 %.
+
 Usage:  python scripts/bench_scan.py [--frames 600] [--rss-frames 5000] [--out DIR]
+                                     [--against REV [--rounds 3]]
 """
 
 from __future__ import annotations
@@ -138,17 +144,69 @@ def worker_pyscenedetect(frames_dir: str) -> dict:
     return {"images": n, "seconds": time.perf_counter() - t, "scenes": len(scenes)}
 
 
-def _child(kind: str, args: list) -> dict:
-    """Run one measurement in a fresh interpreter; return its figures and peak RSS."""
+def _child(kind: str, args: list, package: Path | None = None) -> dict:
+    """Run one measurement in a fresh interpreter; return its figures and peak RSS.
+
+    ``package``: a folder holding another ``framediff`` (:func:`_baseline_package`),
+    imported instead of the installed one.
+    """
     code = (
         f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_scan as b; "
-        f"r = getattr(b, 'worker_' + {kind!r})(*{args!r}); r['rss_mib'] = b._rss_mib(); print(json.dumps(r))"
+        f"r = getattr(b, 'worker_' + {kind!r})(*{args!r}); r['rss_mib'] = b._rss_mib(); "
+        "import framediff; r['package'] = framediff.__file__; print(json.dumps(r))"
     )
     env = dict(os.environ)
+    if package is not None:
+        # Ahead of the installed (editable) package, whose finder comes after sys.path's.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package), env.get("PYTHONPATH")]))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _baseline_package(revision: str, base: Path) -> Path:
+    """This repository's ``revision`` laid out as an importable ``framediff`` under a
+    folder of ``base``; returns that folder (for ``PYTHONPATH``)."""
+    import shutil
+
+    repo = Path(__file__).resolve().parent.parent
+    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", revision], capture_output=True,
+                            text=True, check=True).stdout.strip()  # fmt: skip
+    root = base / f"baseline-{commit}"
+    if not (root / "framediff" / "__init__.py").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        (root / "src").mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(repo), "archive", commit, "pipeline", "kernels"],
+                                 capture_output=True, check=True).stdout  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", str(root / "src")], input=archive, check=True)
+        # The package layout of pyproject.toml: pipeline/ is framediff, kernels/ its .kernels.
+        (root / "src" / "pipeline").rename(root / "framediff")
+        (root / "src" / "kernels").rename(root / "framediff" / "kernels")
+        (root / "src").rmdir()
+    return root
+
+
+def side_by_side(frames: Path, revision: str, base: Path, rounds: int) -> dict:
+    """``scan-1`` of this checkout and of ``revision``, alternating, ``rounds`` each.
+
+    The same frames, the same procedure (:func:`worker_scan`: a warm-up, then the timed
+    pass), each run in a fresh interpreter, so machine load drifts over both alike.
+    """
+    import statistics
+
+    package = _baseline_package(revision, base)
+    runs = {"this": [], revision: []}
+    for _ in range(rounds):
+        for name, pkg in (("this", None), (revision, package)):
+            r = _child("scan", [str(frames), 1], package=pkg)
+            if "error" in r:
+                return {"error": f"{name}: {r['error']}"}
+            if pkg is not None and not r["package"].startswith(str(package)):
+                return {"error": f"the baseline run imported {r['package']}, not {revision}"}
+            runs[name].append(r["images"] / r["seconds"])
+    ratios = [a / b for a, b in zip(runs["this"], runs[revision])]
+    return {"runs": runs, "ratios": ratios, "median": statistics.median(ratios)}
 
 
 def _generate(directory: Path, n: int) -> None:
@@ -197,6 +255,9 @@ def main(argv=None) -> int:
     parser.add_argument("--pairs-frames", type=int, default=0, help="also run all-pairs mode on this many frames")
     parser.add_argument("--out", help="keep generated frames here (default: a temporary folder)")
     parser.add_argument("--skip", default="", help="comma-separated measurements to skip")
+    parser.add_argument("--against", metavar="REV",
+                        help="also time scan-1 of this repository's git revision REV side by side, alternating")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each side with --against")
     args = parser.parse_args(argv)
     base = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="framediff-bench-"))
     frames = base / f"frames-{args.frames}"
@@ -253,6 +314,19 @@ def main(argv=None) -> int:
         for name, seconds in _startup(base).items():
             target = " [< 0.6 s]" if name.startswith("scan") else ""
             print(f"  {name:<26}{seconds:6.2f} s{target}")
+    if args.against:
+        r = side_by_side(frames, args.against, base, args.rounds)
+        print()
+        if "error" in r:
+            print(f"side by side with {args.against} failed to run: {r['error']}")
+        else:
+            print(f"scan-1 side by side with {args.against}, {args.rounds} rounds alternating (images/s):")
+            for name, rates in r["runs"].items():
+                print(f"  {name:<26}" + "".join(f"{v:8.1f}" for v in rates))
+            ratio = r["median"]
+            print(f"  {'this / ' + args.against:<26}" + "".join(f"{v:8.2f}" for v in r["ratios"]))
+            verdict = "  ok" if ratio >= 0.9 else "  BELOW TARGET"
+            print(f"  median ratio {ratio:.2f} [>= 0.90: within 10 %]{verdict}")
     if args.rss_frames:
         big = base / f"frames-{args.rss_frames}"
         big.mkdir(parents=True, exist_ok=True)

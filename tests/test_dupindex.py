@@ -8,6 +8,7 @@ every neighbour in the radius) is checked on CPU indexes against FAISS's own ran
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -21,6 +22,7 @@ import faiss
 
 import framediff.dupindex as dupindex
 from framediff.dupindex import (
+    DEFAULT_LEVEL_RADIUS,
     DEFAULT_RADIUS,
     KNN_START,
     DuplicateIndex,
@@ -76,11 +78,16 @@ def _index(paths, **kw):
     return index
 
 
-def _brute_force(signatures, radius=DEFAULT_RADIUS):
-    v = signatures.vectors.astype(np.float64)
-    d2 = ((v[:, None] - v[None]) ** 2).sum(-1)
+def _brute_force(signatures, radius=DEFAULT_RADIUS, level_radius=DEFAULT_LEVEL_RADIUS):
+    """Every pair near in either vector, by the full distance matrices."""
+
+    def d2(v):
+        v = v.astype(np.float64)
+        return ((v[:, None] - v[None]) ** 2).sum(-1)
+
+    near = (d2(signatures.vectors) <= radius) | (d2(signatures.levels) <= level_radius)
     ok = signatures.ok
-    a, b = np.nonzero(np.triu(d2 <= radius, 1) & ok[:, None] & ok[None])
+    a, b = np.nonzero(np.triu(near, 1) & ok[:, None] & ok[None])
     return {(int(i), int(j)) for i, j in zip(a, b)}
 
 
@@ -165,9 +172,10 @@ def test_incremental_update_equals_from_scratch(everything, tmp_path):
     reloaded = DuplicateIndex.load(folder)
     assert reloaded.signatures.paths == scratch.signatures.paths
     np.testing.assert_array_equal(reloaded.signatures.vectors, scratch.signatures.vectors)
+    np.testing.assert_array_equal(reloaded.signatures.levels, scratch.signatures.levels)
     assert _as_set(reloaded.search()) == expected_near
     assert sorted(p.name for p in folder.iterdir()) == [
-        "index-00003.faiss", "manifest.json", *(f"signatures-{k:05d}.parquet" for k in range(3))
+        "index-00003.faiss", "levels-00003.faiss", "manifest.json", *(f"signatures-{k:05d}.parquet" for k in range(3))
     ]  # fmt: skip
 
 
@@ -218,6 +226,19 @@ def test_damaged_index_is_refused_in_one_line(stable, tmp_path):
     part = tmp_path / "signatures-00000.parquet"
     part.write_bytes(part.read_bytes()[:-1] + b"\0")
     with pytest.raises(FramediffError, match=r"signatures-00000.parquet: checksum differs"):
+        DuplicateIndex.load(tmp_path)
+
+
+def test_index_of_an_earlier_version_is_refused_with_the_reason(stable, tmp_path):
+    _index(stable.paths[:3]).save(tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["version"] = 1
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(FramediffError, match=r"earlier framediff \(version 1, without the block levels"):
+        DuplicateIndex.load(tmp_path)
+    manifest["version"] = 99
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(FramediffError, match=r"not a version 2 duplicate-index manifest"):
         DuplicateIndex.load(tmp_path)
 
 
@@ -386,7 +407,9 @@ def _vector_signatures(x) -> Signatures:
     n = len(x)
     return Signatures(
         [f"v{k}" for k in range(n)], np.zeros(n, "V16"), np.full(n, -1, np.int64), np.zeros(n, np.int64),
-        np.zeros(n, np.int64), np.full(n, "ok", "U16"), [""] * n, np.zeros(n, bool), x, np.zeros((n, 8), np.uint8),
+        np.zeros(n, np.int64), np.full(n, "ok", "U16"), [""] * n, np.zeros(n, bool), x,
+        # Levels unlike the vectors (reversed, halved): each search has its own index.
+        np.ascontiguousarray(x[:, ::-1] / 2), np.zeros((n, 8), np.uint8),
     )  # fmt: skip
 
 

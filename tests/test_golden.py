@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from golden_cases import CASES, golden_path, make_inputs, run_case
@@ -33,4 +36,19 @@ def test_scan_reproduces_the_pinned_report(inputs, name, kind, kwargs):
     assert got.schema == expected.schema
     assert got.num_rows == expected.num_rows
     for column in expected.column_names:
-        assert got.column(column).to_pylist() == expected.column(column).to_pylist(), column
+        got_values, pinned = got.column(column).to_pylist(), expected.column(column).to_pylist()
+        if pa.types.is_floating(expected.schema.field(column).type):
+            # Logarithms (PSNR, KL) may differ in the last bit between NumPy releases'
+            # vectorised math: the same numbers to 1e-12, null and NaN where they were pinned.
+            assert list(map(_kind, got_values)) == list(map(_kind, pinned)), column
+            assert all(math.isclose(a, b, rel_tol=1e-12) for a, b in zip(got_values, pinned) if _kind(b) == "number"), (
+                column
+            )
+        else:
+            assert got_values == pinned, column
+
+
+def _kind(value) -> str:
+    if value is None:
+        return "null"
+    return "nan" if math.isnan(value) else "number"

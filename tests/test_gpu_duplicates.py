@@ -39,6 +39,7 @@ def _assert_same_signatures(gpu: Signatures, cpu: Signatures):
         assert_array_equal(getattr(gpu, name), getattr(cpu, name), err_msg=name)
     # float64 sums in another order, then float32: at most the last bit differs.
     assert_allclose(gpu.vectors, cpu.vectors, rtol=0, atol=1e-6)
+    assert_allclose(gpu.levels, cpu.levels, rtol=0, atol=1e-6)
     assert_array_equal(gpu.codes, cpu.codes)
 
 
@@ -68,7 +69,9 @@ def _clustered_signatures(sizes, seed=4) -> Signatures:
     n = len(x)
     return Signatures(
         [f"v{k}" for k in range(n)], np.zeros(n, "V16"), np.full(n, -1, np.int64), np.zeros(n, np.int64),
-        np.zeros(n, np.int64), np.full(n, "ok", "U16"), [""] * n, np.zeros(n, bool), x, np.zeros((n, 8), np.uint8),
+        np.zeros(n, np.int64), np.full(n, "ok", "U16"), [""] * n, np.zeros(n, bool), x,
+        # Levels unlike the vectors (reversed, halved): each search has its own index.
+        np.ascontiguousarray(x[:, ::-1] / 2), np.zeros((n, 8), np.uint8),
     )  # fmt: skip
 
 

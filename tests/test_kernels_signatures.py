@@ -13,7 +13,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from skimage import data
 
 from framediff.kernels import gpu_available, to_gray
-from framediff.kernels.signatures import block_means, dct_hash, hamming, thumbnail
+from framediff.kernels.signatures import block_means, dct_hash, hamming, level_means, thumbnail
 
 ASTRONAUT = data.astronaut()
 PHOTOS = [data.astronaut(), data.camera(), data.coffee(), data.chelsea(), data.rocket(), data.moon()]
@@ -119,6 +119,7 @@ def test_gpu_signatures_equal_cpu():
     gpu = cupy.asarray(thumbs)
     assert_allclose(cupy.asnumpy(block_means(gpu, grid=8)), block_means(thumbs, grid=8), atol=1e-5)
     assert_array_equal(cupy.asnumpy(dct_hash(gpu)), dct_hash(thumbs))
+    assert_allclose(cupy.asnumpy(level_means(gpu)), level_means(thumbs), atol=1e-6)
     assert_allclose(cupy.asnumpy(thumbnail(cupy.asarray(ASTRONAUT))), thumbnail(ASTRONAUT), rtol=1e-5)
 
 
@@ -135,3 +136,42 @@ def test_block_means_shortens_low_contrast_rows_below_the_floor():
     assert 0 < lengths[1] < 0.1 and lengths[2] == 0.0
     # The floored faint row points the same way: a shorter copy, not another pattern.
     np.testing.assert_allclose(floored[1] / lengths[1], floored[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("clip", [0.0, 0.05, 0.2])
+def test_level_means_are_block_means_of_the_percentile_clipped_thumbnail(clip):
+    thumbs = _thumbs(PHOTOS) / 255.0
+    n = thumbs.shape[1] ** 2
+    flat = thumbs.reshape(len(thumbs), -1)
+    # The oracle: a full sort, read at the ranks of the clip's lower and upper quantiles.
+    ranked = np.sort(flat, axis=1)
+    lo = ranked[:, int(np.floor(clip * (n - 1)))]
+    hi = ranked[:, int(np.ceil((1 - clip) * (n - 1)))]
+    clipped = np.clip(thumbs, lo[:, None, None], hi[:, None, None])
+    expected = clipped.reshape(len(thumbs), 8, 4, 8, 4).mean(axis=(2, 4)).reshape(len(thumbs), -1)
+    got = level_means(thumbs, grid=8, clip=clip)
+    assert got.shape == (len(PHOTOS), 64) and got.dtype == np.float32
+    assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_level_means_ignore_a_few_odd_pixels_that_break_correlation():
+    """A near-flat picture with a few bright pixels here or there: the correlation
+    search sees two unrelated patterns, the levels see the same flat sky."""
+    rng = np.random.default_rng(7)
+    sky = 0.6 + 0.004 * rng.standard_normal((2, 32, 32))
+    sky[0, 3:6, 4:8] = 1.0  # a bird on the left of one (12 of 1,024 pixels)
+    sky[1, 25:28, 20:24] = 0.1  # a dark one on the right of the other
+    corr = block_means(sky, grid=8)
+    assert ((corr[0] - corr[1]) ** 2).sum() > 1.5  # uncorrelated: far apart
+    levels = level_means(sky, grid=8)
+    assert ((levels[0] - levels[1]) ** 2).sum() < 0.001
+    unclipped = level_means(sky, grid=8, clip=0)
+    assert ((unclipped[0] - unclipped[1]) ** 2).sum() > 0.1  # the clipping is what does it
+    brighter = level_means(sky + 0.1, grid=8)
+    assert ((levels[0] - brighter[0]) ** 2).sum() > 0.5  # absolute: a brighter sky is elsewhere
+
+
+@pytest.mark.parametrize("kw", [{"clip": 0.5}, {"clip": -0.1}, {"grid": 5}])
+def test_level_means_refuse_bad_parameters(kw):
+    with pytest.raises(ValueError):
+        level_means(np.zeros((1, 32, 32)), **kw)

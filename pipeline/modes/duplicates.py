@@ -5,7 +5,10 @@ A scan in this mode runs in three steps:
 1. :meth:`Duplicates.before_plan` computes a signature of every new input on the
    scan's scheduler (decode-once at 1/8 scale, :func:`framediff.thumbnails.signatures_of`),
    adds them to a :class:`~framediff.dupindex.DuplicateIndex` and range-searches only the
-   new images against everything indexed: candidate pairs, never all pairs. On a GPU the
+   new images against everything indexed: candidate pairs, never all pairs. A pair is a
+   candidate when its block-mean vectors correlate (``radius``) or its clipped block
+   levels are within the scan's pixel tolerance (:func:`~framediff.dupindex.level_radius`
+   of ``tol``). On a GPU the
    descriptors are computed with CuPy and FAISS searches on the device when it can
    (``faiss-gpu``); otherwise on the CPU, which the summary says (``search_device``).
 2. The plan is the candidate pairs, measured exactly as ``--mode pairs`` measures listed
@@ -47,6 +50,7 @@ from ..dupindex import (
     DuplicateIndex,
     confirmation_pairs,
     duplicate_groups,
+    level_radius,
     search_device,
 )
 from ..errors import DecodeError, FramediffError, ParameterError
@@ -68,7 +72,7 @@ __all__ = ["DUPLICATE_PAIRS", "EXACT_NOTE", "Duplicates", "index_folder"]
 EXACT_NOTE = "byte-identical files: not decoded"
 #: File in the index folder with every duplicate pair found so far (index rows a < b).
 DUPLICATE_PAIRS = "duplicate-pairs.parquet"
-#: The signatures this mode computes (a 32 px thumbnail, 8 x 8 block means, 64-bit DCT hash).
+#: The signatures this mode computes (a 32 px thumbnail, 8 x 8 block means and levels, 64-bit DCT hash).
 SIGNATURE_PARAMS = SignatureParams()
 
 
@@ -187,7 +191,9 @@ class Duplicates(Pairs):
         started = time.perf_counter()
         radius = DEFAULT_RADIUS if request.radius is None else float(request.radius)
         device, note = search_device(_scan_device(spec))
-        rows, near, exact = index.update(signed, radius=radius, device=device)
+        # The level radius follows the pixel tolerance that will confirm the pairs.
+        levels = level_radius(spec.options.tol, index.params.dim)
+        rows, near, exact = index.update(signed, radius=radius, level_radius=levels, device=device)
         s = index.signatures
         # Pairs of the same bytes are rows already (below): never decoded to confirm them.
         same = (s.content[near[:, 0]] == s.content[near[:, 1]]) & (s.file_size[near[:, 0]] >= 0) if len(near) else []
@@ -198,7 +204,7 @@ class Duplicates(Pairs):
         found = _Found(
             index, folder, rows, candidates, exact, failed,
             stats={
-                "signature_params": dict(dataclasses.asdict(index.params), radius=radius),
+                "signature_params": dict(dataclasses.asdict(index.params), radius=radius, level_radius=levels),
                 "images_signed": int(len(signed)),
                 "images_decoded_for_signatures": int(signed.decoded.sum()),
                 "images_indexed": int(len(index)),
