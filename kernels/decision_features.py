@@ -39,6 +39,7 @@ DECISION_FEATURES = (
     "area_local",
     "largest_local",
     "area_light",
+    "dark_change",
 )
 
 #: Robust sigma of a normal distribution from its median absolute deviation.
@@ -168,7 +169,7 @@ def _local_illumination_residual(x, y, xp):
     return xp.abs(_local_fit_residual(x, y, xp, weights=weights))
 
 
-def _light_area(a, b, signed, mask, xp):
+def _light_area(a, b, signed, mask, dark_a: bool, dark_b: bool, xp):
     """Fraction of the frame in changed regions that a light switching explains.
 
     A region is a light turning on in ``b`` (off: swap the frames) when it is small
@@ -179,8 +180,6 @@ def _light_area(a, b, signed, mask, xp):
     floodlight at night. By day the same test would take a white car for a lamp, so
     it is not made there.
     """
-    dark_a = float(xp.percentile(a, 90)) < _DARK_P90  # synchronize
-    dark_b = float(xp.percentile(b, 90)) < _DARK_P90  # synchronize
     if not (dark_a or dark_b):
         return 0.0  # by day no region is taken for a lamp: skip the per-region work
     ndi = _ndimage(xp)
@@ -341,6 +340,9 @@ def decision_features(
         ``area_light``: the part of ``area_local`` that lights switching on or off in
         a dark scene explain (a region that is a highlight against its surroundings
         in the frame where it is bright, and not in the other).
+        ``dark_change``: 1.0 when exactly one frame is a dark scene (its brightest
+        tenth under 60 % of the range: night, dusk), the other not; looked at only
+        where ``area_local`` is left (0.0 otherwise).
 
     Raises
     ------
@@ -415,7 +417,7 @@ def decision_features(
     out["flat_a"], out["flat_b"] = float(flat_a), float(flat_b)
     out["structure"] = _structure(sa, sb, xp)
     out["area_local"], out["largest_local"] = out["area"], out["largest"]
-    out["area_light"] = 0.0
+    out["area_light"] = out["dark_change"] = 0.0
     if out["area"] > 0 and not flat_a:
         # A pixel is changed only when neither the global map nor a local illumination
         # field explains it: sun, shadow, haze and weather bend the light locally.
@@ -423,5 +425,8 @@ def decision_features(
         area, _, largest, local_mask = _regions(local, threshold, min_pixels, xp)
         out["area_local"], out["largest_local"] = area, largest
         if area > 0:
-            out["area_light"] = _light_area(sa, sb, signed, local_mask, xp)
+            dark_a = float(xp.percentile(sa, 90)) < _DARK_P90  # synchronize
+            dark_b = float(xp.percentile(sb, 90)) < _DARK_P90  # synchronize
+            out["dark_change"] = float(dark_a != dark_b)
+            out["area_light"] = _light_area(sa, sb, signed, local_mask, dark_a, dark_b, xp)
     return {key: out[key] for key in DECISION_FEATURES}

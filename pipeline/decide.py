@@ -268,7 +268,9 @@ class DecisionStage:
     correlate under 0.12; lighting explains regions whose texture correlates above 0.9,
     or a local illumination field that leaves under 0.15 % of the frame changed (lights
     switched in a dark scene not counted), or an exposure jump (earth mover's distance
-    of the histograms 0.25 or more, edges kept, no leftover region over 5 %); an
+    of the histograms 0.25 or more, or 0.15 between a dark scene -- its brightest tenth
+    under 60 % of the range -- and a bright one; edges kept, no leftover region over
+    5 %); an
     extreme pair (|correlation| under 0.03) on both
     sides of a frame makes it corrupt.
     """
@@ -298,6 +300,7 @@ class DecisionStage:
         self.cut_structure = min(0.12 * s, 0.5)
         self.content_area = 0.0015 / s**2
         self.exposure_emd = 0.25 * s
+        self.night_emd = 0.15 * s
         self.exposure_largest = 0.05 / s
         self.min_shift = 0.5
         self.min_peak = 0.05
@@ -371,14 +374,12 @@ class DecisionStage:
                 return "lighting" if f["l1"] >= floor else "none"
             if f["area_local"] - f["area_light"] < self.content_area:
                 return "lighting"  # lamps, lit windows, floodlights switched in a dark scene
-            if (
-                f["emd"] >= self.exposure_emd
-                and f["structure"] >= self.cut_structure
-                and f["largest_local"] < self.exposure_largest
-            ):
+            jump = f["emd"] >= self.exposure_emd or (f["dark_change"] > 0 and f["emd"] >= self.night_emd)
+            if jump and f["structure"] >= self.cut_structure and f["largest_local"] < self.exposure_largest:
                 # Day to night, night mode, a large exposure jump on the same view (its
                 # edges kept): what is left over is how lights and shine differ, unless
-                # one region is itself large.
+                # one region is itself large. Day against night needs a smaller jump: an
+                # overcast day and a foggy night have close histograms.
                 return "lighting"
             return "content"
         if f["l1"] >= floor:
@@ -401,6 +402,7 @@ class DecisionStage:
             "content_area": self.content_area,
             "exposure_emd": self.exposure_emd,
             "exposure_largest": self.exposure_largest,
+            "night_emd": self.night_emd,
         }
 
     def window(self) -> dict:

@@ -284,6 +284,7 @@ _feature = st.fixed_dictionaries(
         "area_local": st.sampled_from([0.0, 0.001, 0.05]),
         "largest_local": st.floats(0, 1),
         "area_light": st.sampled_from([0.0, 0.001, 0.05]),
+        "dark_change": st.sampled_from([0.0, 1.0]),
         "thumb_a": st.lists(st.floats(0, 1), min_size=4, max_size=4),
         "thumb_b": st.lists(st.floats(0, 1), min_size=4, max_size=4),
     }
@@ -462,6 +463,25 @@ def test_day_to_night_on_the_same_view_is_lighting():
     day = _gray("astronaut")
     assert _kind(day, _night(day, _LAMPS)) == "lighting"
     assert _kind(_night(day, _LAMPS), day) == "lighting"
+
+
+def test_an_overcast_day_against_a_foggy_night_is_lighting_a_daytime_histogram_shift_is_not():
+    """Features measured on a real webcam pair (an overcast day, then a foggy night:
+    the histograms only 0.20 apart by earth mover's distance), then varied one at a
+    time across each boundary of the rule."""
+    fog = {"l1": 0.271, "l1_lighting": 0.107, "corr": 0.402, "emd": 0.2, "noise": 0.125, "area": 0.447,
+           "regions": 8, "largest": 0.294, "shift": 0.057, "align_peak": 0.178, "area_shifted": 0.447,
+           "region_corr": 0.17, "flat_a": 0.0, "flat_b": 0.0, "structure": 0.148, "area_local": 0.07,
+           "largest_local": 0.018, "area_light": 0.009, "dark_change": 1.0}  # fmt: skip
+    assert DecisionStage().classify(dict(fog)) == "lighting"
+    for change, kind in (
+        ({"dark_change": 0.0}, "content"),  # two daytime views whose histograms moved as much
+        ({"emd": 0.14}, "content"),  # day against night with hardly any change of the histogram
+        ({"largest_local": 0.06}, "content"),  # one large region left over: something is there
+        ({"structure": 0.05}, "cut"),  # the edges did not survive: another view
+    ):
+        assert DecisionStage().classify({**fog, **change}) == kind, change
+    assert DecisionStage().classify({**fog, "dark_change": 0.0, "emd": 0.25}) == "lighting"  # any exposure jump
 
 
 @pytest.mark.gpu
