@@ -116,6 +116,15 @@ def _check_thumbs(thumbs, name="thumbs"):
         raise ValueError(f"{name} must be a (N, S, S) stack of square thumbnails, got shape {thumbs.shape}")
 
 
+def _lattice(thumbs, grid: int) -> tuple:
+    """``(N, S)`` of a thumbnail stack that a ``grid`` x ``grid`` lattice divides."""
+    _check_thumbs(thumbs)
+    n, s = thumbs.shape[0], thumbs.shape[1]
+    if grid < 1 or s % grid:
+        raise ValueError(f"thumbnail side {s} is not a multiple of grid {grid}")
+    return n, s
+
+
 def block_means(thumbs, *, grid: int = 16, floor: float = 0.0, xp=None):
     """Zero-mean, unit-length block-mean vectors of a stack of thumbnails.
 
@@ -150,10 +159,7 @@ def block_means(thumbs, *, grid: int = 16, floor: float = 0.0, xp=None):
     array([[-0.5, -0.5,  0.5,  0.5]], dtype=float32)
     """
     xp = array_namespace(thumbs, xp=xp)
-    _check_thumbs(thumbs)
-    n, s = thumbs.shape[0], thumbs.shape[1]
-    if grid < 1 or s % grid:
-        raise ValueError(f"thumbnail side {s} is not a multiple of grid {grid}")
+    n, s = _lattice(thumbs, grid)
     b = s // grid
     x = thumbs.astype(xp.float64, copy=False).reshape(n, grid, b, grid, b).mean(axis=(2, 4)).reshape(n, -1)
     x = x - x.mean(axis=1, keepdims=True)
@@ -203,10 +209,7 @@ def level_means(thumbs, *, grid: int = 8, clip: float = 0.05, xp=None):
     array([[0.5, 0.5, 0.5, 0.5]], dtype=float32)
     """
     xp = array_namespace(thumbs, xp=xp)
-    _check_thumbs(thumbs)
-    n, s = thumbs.shape[0], thumbs.shape[1]
-    if grid < 1 or s % grid:
-        raise ValueError(f"thumbnail side {s} is not a multiple of grid {grid}")
+    n, s = _lattice(thumbs, grid)
     if not 0 <= clip < 0.5:
         raise ValueError(f"clip must lie in [0, 0.5), got {clip!r}")
     x = thumbs.reshape(n, s * s)
