@@ -182,10 +182,8 @@ def level_means(thumbs, *, grid: int = 8, clip: float = 0.05, xp=None):
 
     Parameters
     ----------
-    thumbs : array, shape (N, S, S)
-        Square thumbnails (:func:`thumbnail`); ``S`` must be a multiple of ``grid``.
-    grid : int
-        Blocks per side; the vector has ``grid * grid`` entries.
+    thumbs, grid
+        As in :func:`block_means`.
     clip : float
         Fraction of pixels clipped at each end, in ``[0, 0.5)``; 0 keeps every value.
     xp : module, optional

@@ -384,11 +384,8 @@ class DuplicateIndex:
         rows = np.arange(len(s)) if rows is None else np.asarray(rows, np.int64)
         rows = rows[s.ok[rows]]
         radii = {"vectors": radius, "levels": level_radius}
-        found = [self._search_column(col, rows, radii[col], device) for col, _ in _CHANNELS]
-        found = [f for f in found if len(f)]
-        if not found:
-            return np.zeros((0, 2), np.int64)
-        return np.unique(np.concatenate(found), axis=0).astype(np.int64)
+        found = np.concatenate([self._search_column(col, rows, radii[col], device) for col, _ in _CHANNELS])
+        return np.unique(found, axis=0).astype(np.int64)
 
     def _search_column(self, col: str, rows: np.ndarray, radius: float, device: str) -> np.ndarray:
         """Pairs (a < b, possibly repeated) of ``rows`` within ``radius`` in column ``col``."""
